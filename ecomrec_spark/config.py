@@ -1,0 +1,248 @@
+"""Load, override and validate the YAML run configuration.
+
+Everything here runs before Spark starts: a bad key, type or path fails with a
+``ConfigError`` that names the key and the fix, so no cluster time is wasted.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import re
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONF = REPO_ROOT / "conf" / "local.yaml"
+
+
+class ConfigError(ValueError):
+    """A configuration problem found before any Spark work started."""
+
+
+# The schema: every allowed key with its type.  A dict value is a nested section;
+# ``dict`` (the type) marks a free-form mapping whose keys are not checked.
+_NUM = (int, float)
+SCHEMA: dict[str, Any] = {
+    "paths": {"raw": str, "lake": str, "generated": str, "reports": str},
+    "spark": {
+        "master": (str, type(None)),
+        "app_name": str,
+        "shuffle_partitions": int,
+        "delta_packages": list,  # Maven coordinates fetched locally; [] on EMR
+        "jar_cache": str,  # project-local Ivy cache for those packages
+        "bind_loopback": bool,
+        "log_level": str,
+        "conf": dict,  # any extra spark.* settings
+    },
+    "ingest": {
+        "sources": list,  # which adapters read from paths.raw: olist, events, amazon, transactions
+    },
+    "sources": {
+        "transactions": {
+            "files": str,  # glob under <raw>/transactions
+            "timestamp_format": str,
+            "cancel_prefix": str,
+            "non_product_codes": list,
+            "columns": {
+                "order_id": str,
+                "product_id": str,
+                "customer_id": (str, type(None)),
+                "timestamp": str,
+                "quantity": str,
+                "unit_price": str,
+                "description": (str, type(None)),
+                "category": (str, type(None)),
+                "country": (str, type(None)),
+            },
+        },
+    },
+    "transform": {
+        "iqr_k": _NUM,
+        "outlier_columns": list,
+        "iqr_accuracy": int,
+        "min_freight": _NUM,
+        "popularity_window_days": int,
+        "session_gap_minutes": int,
+        "holiday_season": list,  # [[month, day_from, day_to], ...]
+        "price_levels": int,
+    },
+    "generate": {
+        "orders": int,
+        "seed": int,
+        "n_customers": (int, type(None)),
+        "n_products": (int, type(None)),
+        "n_sellers": (int, type(None)),
+        "start_date": str,
+        "end_date": str,
+        "repeat_rate": _NUM,
+        "complement_rate": _NUM,
+        "events_per_order": _NUM,
+        "partitions": (int, type(None)),
+        "messy": {
+            "missing_price": _NUM,
+            "missing_freight": _NUM,
+            "outliers": _NUM,
+            "duplicates": _NUM,
+            "malformed": _NUM,
+            "bad_timestamp": _NUM,
+            "bad_number": _NUM,
+            "negative_price": _NUM,
+            "orphan_fk": _NUM,
+        },
+    },
+}
+
+VALID_SOURCES = ("olist", "events", "amazon", "transactions")
+_URI = re.compile(r"^(s3a?|s3n|file|hdfs)://[^\s'\"]+$|^[^\s'\":]+$")
+_PLACEHOLDER = re.compile(r"<[^>]+>")
+
+
+def _type_name(t: Any) -> str:
+    if isinstance(t, tuple):
+        return " or ".join(_type_name(x) for x in t)
+    return {type(None): "null"}.get(t, getattr(t, "__name__", str(t)))
+
+
+def _check(node: Mapping[str, Any], schema: Mapping[str, Any], prefix: str) -> None:
+    for key, value in node.items():
+        name = f"{prefix}{key}"
+        if key not in schema:
+            allowed = ", ".join(sorted(f"{prefix}{k}" for k in schema))
+            raise ConfigError(f"unknown config key '{name}'; allowed here: {allowed}")
+        spec = schema[key]
+        if isinstance(spec, dict):
+            if not isinstance(value, Mapping):
+                raise ConfigError(f"config key '{name}' must be a mapping, got {value!r}")
+            _check(value, spec, f"{name}.")
+            continue
+        # bool is an int subclass; never accept it for a number
+        if isinstance(value, bool) and spec is not bool and bool not in (spec if isinstance(spec, tuple) else (spec,)):
+            raise ConfigError(f"config key '{name}' must be {_type_name(spec)}, got {value!r}")
+        if not isinstance(value, spec):
+            raise ConfigError(f"config key '{name}' must be {_type_name(spec)}, got {value!r}")
+
+
+def _set_dotted(cfg: dict[str, Any], dotted: str, value: Any) -> None:
+    parts = dotted.split(".")
+    node = cfg
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"--set {dotted}: '{part}' is not a section")
+    node[parts[-1]] = value
+
+
+def parse_overrides(pairs: Iterable[str]) -> list[tuple[str, Any]]:
+    """Parse ``key=value`` strings; values are YAML scalars (``3``, ``true``, ``[a, b]``)."""
+    out = []
+    for pair in pairs:
+        if "=" not in pair:
+            raise ConfigError(f"--set expects key=value, got '{pair}' (example: --set transform.iqr_k=3)")
+        key, raw = pair.split("=", 1)
+        key = key.strip()
+        if not re.fullmatch(r"[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)*", key):
+            raise ConfigError(f"--set key '{key}' is not a dotted config key like 'paths.lake'")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"--set {key}: value '{raw}' is not valid YAML ({exc})") from None
+        out.append((key, value))
+    return out
+
+
+def validate_uri(name: str, uri: str) -> str:
+    """Reject placeholders, quotes and unknown schemes in a path or URI from a user."""
+    if _PLACEHOLDER.search(uri):
+        raise ConfigError(f"config key '{name}' still holds a placeholder ({uri}); set it with --set {name}=s3://...")
+    if not uri or not _URI.match(uri) or ".." in uri.split("/"):
+        raise ConfigError(
+            f"config key '{name}' = {uri!r} is not a valid path or URI "
+            "(use a local folder, file://, s3://, s3a:// or hdfs://; no quotes, spaces or '..')"
+        )
+    return uri
+
+
+def resolve_local(uri: str, base: Path) -> str:
+    """Make a scheme-less path absolute against ``base``; leave URIs alone."""
+    if "://" in uri:
+        return uri.rstrip("/")
+    p = Path(uri)
+    return str((p if p.is_absolute() else base / p).resolve())
+
+
+# Sections whose defaults come from conf/local.yaml when another file leaves them out;
+# paths and spark settings are per environment and never inherited.
+_INHERITED = ("ingest", "sources", "transform", "generate")
+
+
+def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(base)
+    for key, value in over.items():
+        out[key] = _merge(out[key], value) if isinstance(value, Mapping) and isinstance(out.get(key), dict) else copy.deepcopy(value)
+    return out
+
+
+def _with_defaults(cfg: dict[str, Any], conf_path: Path) -> dict[str, Any]:
+    if conf_path.resolve() == DEFAULT_CONF.resolve() or not DEFAULT_CONF.is_file():
+        return copy.deepcopy(cfg)
+    defaults = yaml.safe_load(DEFAULT_CONF.read_text()) or {}
+    base = {k: v for k, v in defaults.items() if k in _INHERITED}
+    return _merge(base, cfg)
+
+
+def load_config(path: str | os.PathLike[str] | None = None, overrides: Iterable[str] = ()) -> dict[str, Any]:
+    """Read a YAML config, apply ``--set`` overrides, validate, and resolve paths.
+
+    Relative local paths are taken against the repository root, so commands give
+    the same lake whatever the working directory.
+
+    >>> cfg = load_config(None, ["transform.iqr_k=3"])
+    >>> cfg["transform"]["iqr_k"]
+    3
+    """
+    conf_path = Path(path) if path else DEFAULT_CONF
+    if not conf_path.is_file():
+        raise ConfigError(f"config file not found: {conf_path} (pass --conf conf/local.yaml or conf/emr.yaml)")
+    try:
+        cfg = yaml.safe_load(conf_path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {conf_path} is not valid YAML: {exc}") from None
+    if not isinstance(cfg, dict):
+        raise ConfigError(f"config file {conf_path} must hold a mapping at the top level")
+    cfg = _with_defaults(cfg, conf_path)
+    for key, value in parse_overrides(overrides):
+        _set_dotted(cfg, key, value)
+    _check(cfg, SCHEMA, "")
+    for required in ("raw", "lake"):
+        if not cfg.get("paths", {}).get(required):
+            raise ConfigError(f"config key 'paths.{required}' is missing; set it in the file or with --set paths.{required}=...")
+    for key, value in cfg["paths"].items():
+        cfg["paths"][key] = resolve_local(validate_uri(f"paths.{key}", value), REPO_ROOT)
+    for src in cfg.get("ingest", {}).get("sources", []):
+        if src not in VALID_SOURCES:
+            raise ConfigError(f"config key 'ingest.sources' has unknown source '{src}'; choose from {', '.join(VALID_SOURCES)}")
+    k = cfg.get("transform", {}).get("iqr_k")
+    if k is not None and k <= 0:
+        raise ConfigError(f"config key 'transform.iqr_k' must be > 0, got {k}")
+    for name, rate in cfg.get("generate", {}).get("messy", {}).items():
+        if not 0 <= rate < 0.2:
+            raise ConfigError(f"config key 'generate.messy.{name}' must be a rate in [0, 0.2), got {rate}")
+    spark = cfg.setdefault("spark", {})
+    if spark.get("jar_cache"):
+        spark["jar_cache"] = resolve_local(spark["jar_cache"], REPO_ROOT)
+    cfg["_source"] = str(conf_path)
+    return cfg
+
+
+def is_local_path(uri: str) -> bool:
+    return "://" not in uri or uri.startswith("file://")
+
+
+def local_path(uri: str) -> Path:
+    """The filesystem path of a local URI (``file://`` or plain)."""
+    if not is_local_path(uri):
+        raise ConfigError(f"{uri} is not a local path; this command needs a local folder")
+    return Path(uri[len("file://"):] if uri.startswith("file://") else uri)
