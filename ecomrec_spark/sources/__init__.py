@@ -1,0 +1,21 @@
+"""Input adapters: one module per source format, each a list of TableSpecs."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from ecomrec_spark.sources import amazon, events, olist, transactions
+from ecomrec_spark.sources.spec import TableSpec
+
+
+def specs_for(source: str, cfg: Mapping[str, Any]) -> tuple[TableSpec, ...]:
+    """The table specs of one configured source."""
+    if source == "olist":
+        return olist.TABLES
+    if source == "events":
+        return events.TABLES
+    if source == "amazon":
+        return amazon.TABLES
+    if source == "transactions":
+        return (transactions.table_spec(cfg.get("sources", {}).get("transactions", {})),)
+    raise ValueError(f"unknown source '{source}'; choose from olist, events, amazon, transactions")
