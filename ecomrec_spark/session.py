@@ -140,3 +140,11 @@ def _check_delta(spark, cache: Path) -> None:
             f"spark-submit --properties-file {cache / 'spark-local.conf'} jobs/<job>.py ...; "
             "on EMR add the delta-defaults classification (delta.enabled=true)."
         ) from None
+
+
+def fetch_jars(conf_file: str | None = None) -> None:
+    """Download the configured Delta jars into the project cache (what ``make jars`` runs)."""
+    from ecomrec_spark.config import load_config
+
+    spark = build_session(load_config(conf_file), app_name="ecomrec-fetch-jars", extra_conf={"spark.ui.showConsoleProgress": "false"})
+    spark.stop()

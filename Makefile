@@ -1,0 +1,46 @@
+# Two commands set everything up from nothing: a .venv, the project, Delta's jars.
+#   make demo   generate a data set, run the whole pipeline, print where the tables are
+#   make test   run the test suite
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+JARS := .cache/jars/spark-local.conf
+
+.PHONY: demo test setup jars java clean-lake help
+
+help:
+	@echo "make demo   - generate data, run ingest + transform, print the Delta tables"
+	@echo "make test   - run the test suite"
+
+java:
+	@command -v java >/dev/null 2>&1 || [ -x "$$JAVA_HOME/bin/java" ] || { \
+	  echo "error: Java was not found. Spark 4 needs Java 17+: apt-get install openjdk-17-jre-headless (macOS: brew install openjdk@17), then set JAVA_HOME." >&2; exit 1; }
+	@v=$$( ($${JAVA_HOME:+$$JAVA_HOME/bin/}java -version 2>&1) | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -1); \
+	  if [ -z "$$v" ] || [ "$$v" -lt 17 ]; then echo "error: Java $$v found, Spark 4 needs Java 17+: apt-get install openjdk-17-jre-headless and set JAVA_HOME." >&2; exit 1; fi
+
+$(PY):
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "error: Python 3.11+ is needed (found %s)" % sys.version.split()[0])'
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+$(STAMP): $(PY) pyproject.toml
+	$(PY) -m pip install --quiet -e ".[test]"
+	@rm -f $(VENV)/.installed-* && touch $(STAMP)
+
+setup: java $(STAMP)
+
+$(JARS): | setup
+	$(PY) -c 'from ecomrec_spark.session import fetch_jars; fetch_jars()'
+
+jars: setup $(JARS)
+
+demo: jars
+	$(VENV)/bin/ecomrec run-all --generate
+
+test: jars
+	$(PY) -m pytest
+
+clean-lake:
+	rm -rf lake data/generated reports

@@ -1,0 +1,139 @@
+"""``ecomrec``: one command line for every job.
+
+``ecomrec ingest --conf conf/local.yaml`` does the same work as
+``spark-submit jobs/ingest.py --conf conf/local.yaml``: the files in ``jobs/``
+call :func:`main` with their command name.  Arguments and config are checked
+before Spark starts; a bad one exits with code 2 and a one-line message.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from typing import Any, Mapping, Sequence
+
+from ecomrec_spark.config import ConfigError, load_config
+
+log = logging.getLogger("ecomrec_spark")
+
+COMMANDS = {
+    "generate": "write a synthetic Olist + REES46 data set (real formats, planted structure and messy rows)",
+    "ingest": "raw CSVs under paths.raw -> bronze Delta tables, bad records -> quarantine, reconciliation per file",
+    "transform": "bronze -> silver (clean, deduplicated, imputed, outliers removed) -> gold feature tables",
+    "run-all": "every pipeline stage in order (ingest, transform, ...) on the configured input",
+}
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--conf", default=None, metavar="FILE", help="YAML config (default: conf/local.yaml)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one config key, e.g. --set paths.lake=/tmp/lake (repeatable)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ecomrec", description="Spark-native e-commerce recommendations and review-score prediction on Delta Lake.",
+        epilog="Every command is also a spark-submit entry point: spark-submit jobs/<command>.py --conf FILE ...")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, text in COMMANDS.items():
+        p = sub.add_parser(name, help=text, description=text)
+        _common(p)
+        if name == "generate":
+            p.add_argument("--out", default=None, help="output folder (default: paths.generated)")
+            p.add_argument("--orders", type=int, default=None, help="number of orders (default: generate.orders)")
+            p.add_argument("--seed", type=int, default=None, help="random seed; same seed, same files (default: generate.seed)")
+        if name == "run-all":
+            p.add_argument("--generate", action="store_true",
+                           help="first generate the demo data set into paths.raw (what `make demo` does)")
+    return parser
+
+
+def _validate_args(args: argparse.Namespace, cfg: Mapping[str, Any]) -> None:
+    if getattr(args, "orders", None) is not None and args.orders < 10:
+        raise ConfigError(f"--orders must be at least 10, got {args.orders}")
+    if getattr(args, "seed", None) is not None and args.seed < 0:
+        raise ConfigError(f"--seed must be >= 0, got {args.seed}")
+
+
+def _generate(spark, cfg: Mapping[str, Any], out: str | None, orders: int | None, seed: int | None) -> dict[str, Any]:
+    from ecomrec_spark.config import local_path, validate_uri
+    from ecomrec_spark.generate.dataset import generate_dataset
+
+    target = out or cfg["paths"]["generated"]
+    validate_uri("--out", target)
+    settings = dict(cfg.get("generate", {}))
+    if orders is not None:
+        settings["orders"] = orders
+    if seed is not None:
+        settings["seed"] = seed
+    return generate_dataset(spark, str(local_path(target).resolve()), settings)
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    from ecomrec_spark import stages
+    from ecomrec_spark.session import build_session
+
+    cfg = load_config(args.conf, args.overrides)
+    _validate_args(args, cfg)
+    if args.command == "generate" or getattr(args, "generate", False):
+        from ecomrec_spark.config import local_path
+
+        local_path(args.out if getattr(args, "out", None) else cfg["paths"]["generated"])  # local only, checked before Spark
+    spark = build_session(cfg, app_name=f"ecomrec-{args.command}")
+    if args.command == "generate":
+        return {"generate": _generate(spark, cfg, args.out, args.orders, args.seed)}
+    if args.command == "run-all":
+        result: dict[str, Any] = {}
+        if args.generate:
+            result["generate"] = _generate(spark, cfg, cfg["paths"]["raw"], None, None)
+        result.update(stages.run_all(spark, cfg))
+        return result
+    stage = dict(stages.PIPELINE)[args.command]
+    return {args.command: stage(spark, cfg)}
+
+
+def summarize(result: Mapping[str, Any], cfg_lake: str) -> str:
+    lines = []
+    if "generate" in result:
+        g = result["generate"]
+        lines.append(f"generated: {g.get('orders')} orders, {g.get('files', {}) and len(g['files'])} files -> {g.get('out_dir', '')}")
+    if "ingest" in result:
+        i = result["ingest"]
+        lines.append(f"ingest: {i['files_ingested']} new file(s): raw {i['raw_records']} = bronze {i['bronze_rows']} "
+                     f"+ quarantine {i['quarantine_rows']}")
+        for f in i["per_file"]:
+            lines.append(f"  {f['table']:<28} raw {f['raw_records']:>9} bronze {f['bronze_rows']:>9} quarantine {f['quarantine_rows']:>6}")
+    if "transform" in result:
+        lines.append("tables:")
+        for table, n in sorted(result["transform"]["tables"].items()):
+            lines.append(f"  {cfg_lake}/{table:<34} {n:>9} rows")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("py4j").setLevel(logging.WARNING)
+    try:
+        result = run(args)
+    except ConfigError as exc:
+        print(f"ecomrec {args.command}: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # a known input problem is one clear line, not a stack trace
+        from ecomrec_spark.ingest.run import IngestError
+
+        if isinstance(exc, (IngestError, FileNotFoundError, ValueError)):
+            print(f"ecomrec {args.command}: error: {exc}", file=sys.stderr)
+            return 2
+        raise
+    cfg = load_config(args.conf, args.overrides)
+    print(summarize(result, cfg["paths"]["lake"]))
+    print(json.dumps({"lake": cfg["paths"]["lake"]}, indent=None))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
