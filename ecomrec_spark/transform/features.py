@@ -21,7 +21,9 @@ def _days(later: str, earlier: str) -> Column:
 
 def price_freight_ratio(df: DataFrame, min_freight: float = 1.0) -> DataFrame:
     """``price / max(freight_value, min_freight)``: defined for free shipping; null without freight."""
-    return df.withColumn("price_freight_ratio", F.col(C.PRICE) / F.greatest(F.col(C.FREIGHT), F.lit(float(min_freight))))
+    # greatest() skips nulls, so a missing freight must be caught first
+    ratio = F.col(C.PRICE) / F.greatest(F.col(C.FREIGHT), F.lit(float(min_freight)))
+    return df.withColumn("price_freight_ratio", F.when(F.col(C.FREIGHT).isNotNull(), ratio))
 
 
 def delivery_features(df: DataFrame) -> DataFrame:
