@@ -14,7 +14,7 @@ import logging
 import sys
 from typing import Any, Mapping, Sequence
 
-from ecomrec_spark.config import ConfigError, load_config
+from ecomrec_spark.config import ConfigError, is_local_path, load_config, local_path
 
 log = logging.getLogger("ecomrec_spark")
 
@@ -58,7 +58,7 @@ def _validate_args(args: argparse.Namespace, cfg: Mapping[str, Any]) -> None:
 
 
 def _generate(spark, cfg: Mapping[str, Any], out: str | None, orders: int | None, seed: int | None) -> dict[str, Any]:
-    from ecomrec_spark.config import local_path, validate_uri
+    from ecomrec_spark.config import validate_uri
     from ecomrec_spark.generate.dataset import generate_dataset
 
     target = out or cfg["paths"]["generated"]
@@ -78,9 +78,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     cfg = load_config(args.conf, args.overrides)
     _validate_args(args, cfg)
     if args.command == "generate" or getattr(args, "generate", False):
-        from ecomrec_spark.config import local_path
-
         local_path(args.out if getattr(args, "out", None) else cfg["paths"]["generated"])  # local only, checked before Spark
+    elif args.command in ("ingest", "run-all") and is_local_path(cfg["paths"]["raw"]):
+        raw = local_path(cfg["paths"]["raw"])
+        if not raw.is_dir():
+            raise ConfigError(f"config key 'paths.raw' = {raw} does not exist; run `ecomrec generate --out {raw}` "
+                              "or point it at your data with --set paths.raw=DIR")
     spark = build_session(cfg, app_name=f"ecomrec-{args.command}")
     if args.command == "generate":
         return {"generate": _generate(spark, cfg, args.out, args.orders, args.seed)}

@@ -1,0 +1,80 @@
+"""Config and argument errors stop a command before Spark starts, naming the key."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ecomrec_spark.config import ConfigError, load_config
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_defaults_and_overrides():
+    cfg = load_config(None, ["transform.iqr_k=3", "ingest.sources=[olist, transactions]", "paths.lake=/tmp/x"])
+    assert cfg["transform"]["iqr_k"] == 3
+    assert cfg["ingest"]["sources"] == ["olist", "transactions"]
+    assert cfg["paths"]["lake"] == "/tmp/x"
+    assert cfg["paths"]["raw"] == str(REPO / "data" / "generated")  # relative paths resolve against the repo
+
+
+@pytest.mark.parametrize("override, message", [
+    ("transfrom.iqr_k=2", "unknown config key 'transfrom'"),
+    ("transform.iqr_kk=2", "unknown config key 'transform.iqr_kk'"),
+    ("transform.iqr_k=abc", "config key 'transform.iqr_k' must be int or float, got 'abc'"),
+    ("transform.iqr_k=-1", "'transform.iqr_k' must be > 0"),
+    ("spark.shuffle_partitions=true", "config key 'spark.shuffle_partitions' must be int"),
+    ("paths.lake=", "config key 'paths.lake' is missing"),
+    ("paths.lake=s3://bucket/it's", "config key 'paths.lake'"),
+    ("paths.raw=../../etc", "'..'"),
+    ("ingest.sources=[olist, shopify]", "unknown source 'shopify'"),
+    ("generate.messy.duplicates=0.9", "generate.messy.duplicates"),
+    ("nokey", "--set expects key=value"),
+])
+def test_bad_values_name_the_key(override, message):
+    with pytest.raises(ConfigError, match=None) as err:
+        load_config(None, [override])
+    assert message in str(err.value)
+
+
+def test_emr_config_needs_real_buckets_and_inherits_transform_defaults():
+    with pytest.raises(ConfigError, match="placeholder"):
+        load_config(REPO / "conf" / "emr.yaml")
+    cfg = load_config(REPO / "conf" / "emr.yaml", ["paths.raw=s3://shop/raw", "paths.lake=s3://shop/lake",
+                                                  "paths.generated=s3://shop/gen", "paths.reports=s3://shop/rep"])
+    assert cfg["paths"]["lake"] == "s3://shop/lake"
+    assert cfg["spark"]["delta_packages"] == []
+    assert cfg["generate"]["seed"] == 42  # inherited from local.yaml
+
+
+def test_missing_config_file():
+    with pytest.raises(ConfigError, match="config file not found: nope.yaml"):
+        load_config("nope.yaml")
+
+
+def test_cli_fails_fast_with_exit_code_2():
+    out = subprocess.run([sys.executable, "-m", "ecomrec_spark.cli", "ingest", "--set", "transform.iqr_k=abc"],
+                         cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2
+    assert "configuration error: config key 'transform.iqr_k'" in out.stderr
+    assert "Traceback" not in out.stderr
+    out = subprocess.run([sys.executable, "-m", "ecomrec_spark.cli", "generate", "--orders", "3"],
+                         cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2 and "--orders must be at least 10" in out.stderr
+
+
+def test_every_command_has_help():
+    out = subprocess.run([sys.executable, "-m", "ecomrec_spark.cli", "--help"], cwd=REPO, capture_output=True, text=True)
+    for command in ("generate", "ingest", "transform", "run-all"):
+        assert command in out.stdout
+        sub = subprocess.run([sys.executable, "-m", "ecomrec_spark.cli", command, "--help"], cwd=REPO, capture_output=True, text=True)
+        assert sub.returncode == 0 and "--conf" in sub.stdout and "--set" in sub.stdout
+
+
+def test_missing_raw_folder_is_reported_before_spark(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "ecomrec_spark.cli", "ingest", "--set", f"paths.raw={tmp_path}/nothing"],
+                         cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2 and f"'paths.raw' = {tmp_path}/nothing does not exist" in out.stderr

@@ -1,0 +1,181 @@
+"""Generate -> ingest -> transform on small data, checked against the generator's ground truth.
+
+One module-scoped run feeds every test here; the SIGKILL tests re-run jobs in
+subprocesses against a copy of the same lake.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from pyspark.sql import functions as F
+
+from ecomrec_spark import lake as lk
+from ecomrec_spark.config import load_config
+from ecomrec_spark.generate.dataset import generate_dataset
+from ecomrec_spark.ingest.run import ingest
+from ecomrec_spark.transform.run import transform
+
+REPO = Path(__file__).resolve().parents[1]
+ORDERS = 1500
+
+
+@pytest.fixture(scope="module")
+def run(spark, tmp_path_factory):
+    root = tmp_path_factory.mktemp("e2e")
+    cfg = load_config(None, [f"paths.raw={root / 'raw'}", f"paths.lake={root / 'lake'}", f"generate.orders={ORDERS}",
+                             "generate.seed=7"])
+    truth = generate_dataset(spark, cfg["paths"]["raw"], cfg["generate"])
+    recon = ingest(spark, cfg)
+    counts = transform(spark, cfg)
+    return {"cfg": cfg, "truth": truth, "recon": recon, "counts": counts, "root": root}
+
+
+def _table(spark, run, layer, table):
+    return lk.read(spark, run["cfg"]["paths"]["lake"], layer, table)
+
+
+def _planted(truth, file, kind):
+    return truth["files"][file]["planted"].get(kind, 0)
+
+
+def test_reconciliation_matches_the_planted_defects(run):
+    truth = run["truth"]
+    by_file = {Path(r["file"]).name: r for r in run["recon"]}
+    assert set(by_file) == set(truth["files"])
+    for name, r in by_file.items():
+        planted = truth["files"][name]
+        rejected = sum(planted["planted"].get(k, 0) for k in ("malformed", "bad_timestamp", "bad_number", "negative_price"))
+        assert (r["raw_records"], r["quarantine_rows"]) == (planted["records"], rejected), name
+        assert r["raw_records"] == r["bronze_rows"] + r["quarantine_rows"]
+
+
+def test_duplicates_and_orphans_are_removed_and_kept_in_quarantine(spark, run):
+    truth = run["truth"]
+    items = "olist_order_items_dataset.csv"
+    lines = _table(spark, run, "silver", "order_lines")
+    assert lines.groupBy("order_id", "line_id").count().where("count > 1").count() == 0
+    rejects = _table(spark, run, "quarantine", "transform_rejects").where(F.col("table") == "order_lines")
+    by_reason = {r["reason"]: r["count"] for r in rejects.groupBy("reason").count().collect()}
+    assert by_reason.get("duplicate of an earlier row with the same (order_id, order_item_id)", 0) == _planted(truth, items, "duplicates")
+    assert by_reason.get("orphan product_id: no such product_id in the parent table", 0) == _planted(truth, items, "orphan_product")
+    assert by_reason.get("orphan order_id: no such order_id in the parent table", 0) == (
+        _planted(truth, items, "orphan_order") + truth["order_items_of_bad_orders"])
+    outliers = _table(spark, run, "silver", "order_line_outliers")
+    assert lines.count() + outliers.count() == truth["order_lines_clean"]
+
+
+def test_iqr_bounds_and_imputed_means_match_an_independent_computation(spark, run):
+    import numpy as np
+
+    lines = _table(spark, run, "silver", "order_lines").toPandas()  # small test data
+    outliers = _table(spark, run, "silver", "order_line_outliers").toPandas()
+    k = run["cfg"]["transform"]["iqr_k"]
+    before = np.concatenate  # noqa: F841  (readability: the pre-filter set is kept + outliers)
+    observed = lines[~lines.price_imputed][["category", "price"]]._append(outliers[["category", "price"]])
+    for cat, grp in observed.groupby("category"):
+        q1, q3 = np.quantile(grp.price, [0.25, 0.75], method="inverted_cdf")
+        lo, hi = q1 - k * (q3 - q1), q3 + k * (q3 - q1)
+        kept = lines[(lines.category == cat) & ~lines.price_imputed].price
+        out = outliers[outliers.category == cat].price
+        assert ((kept >= lo - 1e-9) & (kept <= hi + 1e-9)).all(), cat
+        assert ((out < lo) | (out > hi)).all(), cat
+    # every imputed price is its category's mean of the kept, observed prices
+    truth = run["truth"]
+    assert int(lines.price_imputed.sum()) == _planted(truth, "olist_order_items_dataset.csv", "missing_price")
+    means = lines[~lines.price_imputed].groupby("category").price.mean()
+    imputed = lines[lines.price_imputed]
+    assert len(imputed) > 0
+    for _, row in imputed.iterrows():
+        assert abs(row.price - means[row.category]) < 1e-6
+    assert int(lines.freight_value_imputed.sum()) == _planted(truth, "olist_order_items_dataset.csv", "missing_freight")
+
+
+def test_gold_tables_hold_the_planted_structure(spark, run):
+    feats = _table(spark, run, "gold", "order_features")
+    assert feats.count() == _table(spark, run, "silver", "order_lines").count()
+    late = feats.groupBy("is_late").agg(F.avg("review_score").alias("s")).collect()
+    means = {r["is_late"]: r["s"] for r in late}
+    assert means[True] < means[False] - 0.5  # delivery delay drives the score
+    assert feats.where(F.col("popularity_index") < 0).count() == 0
+    assert feats.where(F.col("price_freight_ratio").isNull() & F.col("freight_value").isNotNull()).count() == 0
+    customers = _table(spark, run, "gold", "customer_features")
+    assert customers.where(F.col("frequency") > 1).count() > 0  # repeat buyers
+    assert _table(spark, run, "gold", "sessions").where("converted").count() > 0
+    for table in ("customer_features", "product_features", "sessions"):
+        assert run["counts"][f"gold/{table}"] > 0
+
+
+def _versions(path: Path) -> int:
+    return len(list((path / "_delta_log").glob("*.json")))
+
+
+def _run_job_and_kill(job: str, cfg_args: list[str], watch: Path, timeout: float = 240.0) -> bool:
+    """Start a job; SIGKILL its whole process group as soon as ``watch`` gets a new commit."""
+    before = _versions(watch) if watch.exists() else 0
+    proc = subprocess.Popen([sys.executable, str(REPO / "jobs" / job), *cfg_args], cwd=REPO, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + timeout
+    try:
+        while time.time() < deadline and proc.poll() is None:
+            if watch.exists() and _versions(watch) > before:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+                return True
+            time.sleep(0.05)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    return False
+
+
+def test_ingest_killed_mid_write_leaves_tables_readable_and_rerun_has_no_duplicates(spark, run, tmp_path):
+    lake_dir = tmp_path / "lake"
+    shutil.copytree(Path(run["cfg"]["paths"]["lake"]), lake_dir)
+    raw_dir = Path(run["cfg"]["paths"]["raw"])  # same paths, so earlier files count as ingested
+    # a new month of order lines arrives
+    new_file = raw_dir / "olist" / "olist_order_items_dataset_2019-01.csv"
+    shutil.copy(raw_dir / "olist" / "olist_order_items_dataset.csv", new_file)
+    try:
+        _kill_ingest_and_rerun(spark, run, raw_dir, lake_dir)
+    finally:
+        new_file.unlink()
+
+
+def _kill_ingest_and_rerun(spark, run, raw_dir: Path, lake_dir: Path) -> None:
+    args = ["--set", f"paths.raw={raw_dir}", "--set", f"paths.lake={lake_dir}"]
+    killed = _run_job_and_kill("ingest.py", args, lake_dir / "bronze" / "olist_order_items")
+    assert killed, "the job finished before the kill; the test did not exercise a mid-write kill"
+    cfg = load_config(None, args[1::2])
+    recon = lk.read(spark, str(lake_dir), "bronze", "ingest_reconciliation")
+    assert recon.where(F.col("file").endswith("_2019-01.csv")).count() == 0  # the run never finished
+    for table in ("olist_order_items", "olist_orders"):
+        lk.read(spark, str(lake_dir), "bronze", table).count()  # still readable
+    rows = ingest(spark, cfg)
+    assert [Path(r["file"]).name for r in rows] == ["olist_order_items_dataset_2019-01.csv"]
+    new = rows[0]
+    assert new["balanced"] and new["raw_records"] == run["truth"]["files"]["olist_order_items_dataset.csv"]["records"]
+    bronze = lk.read(spark, str(lake_dir), "bronze", "olist_order_items")
+    assert bronze.where(F.col("_source_file").endswith("_2019-01.csv")).count() == new["bronze_rows"]
+    assert ingest(spark, cfg) == []  # and a third run changes nothing
+
+
+def test_transform_killed_mid_write_keeps_previous_versions(spark, run, tmp_path):
+    lake_dir = tmp_path / "lake"
+    shutil.copytree(Path(run["cfg"]["paths"]["lake"]), lake_dir)
+    args = ["--set", f"paths.raw={run['cfg']['paths']['raw']}", "--set", f"paths.lake={lake_dir}"]
+    killed = _run_job_and_kill("transform.py", args, lake_dir / "silver" / "products")
+    assert killed, "the job finished before the kill"
+    for name, n in run["counts"].items():
+        layer, table = name.split("/")
+        assert lk.read(spark, str(lake_dir), layer, table).count() == n, name
+    cfg = load_config(None, args[1::2])
+    assert transform(spark, cfg) == run["counts"]
