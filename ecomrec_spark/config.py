@@ -63,6 +63,7 @@ SCHEMA: dict[str, Any] = {
         "iqr_k": _NUM,
         "outlier_columns": list,
         "iqr_accuracy": int,
+        "iqr_method": str,  # window | aggregate
         "min_freight": _NUM,
         "popularity_window_days": int,
         "session_gap_minutes": int,
@@ -227,6 +228,9 @@ def load_config(path: str | os.PathLike[str] | None = None, overrides: Iterable[
     k = cfg.get("transform", {}).get("iqr_k")
     if k is not None and k <= 0:
         raise ConfigError(f"config key 'transform.iqr_k' must be > 0, got {k}")
+    method = cfg.get("transform", {}).get("iqr_method")
+    if method is not None and method not in ("window", "aggregate"):
+        raise ConfigError(f"config key 'transform.iqr_method' must be 'window' or 'aggregate', got {method!r}")
     for name, rate in cfg.get("generate", {}).get("messy", {}).items():
         if not 0 <= rate < 0.2:
             raise ConfigError(f"config key 'generate.messy.{name}' must be a rate in [0, 0.2), got {rate}")

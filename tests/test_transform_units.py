@@ -119,3 +119,15 @@ def test_customer_rfm_affinity_and_price_level(spark):
     assert abs(out["c1"].relative_price - (0.5 + 1.5 + 1.0) / 3) < 1e-9 and out["c2"].relative_price == 1.0
     assert (out["c1"].recency_days_score, out["c2"].recency_days_score) == (2, 1)
     assert (out["c1"].frequency_score, out["c2"].frequency_score) == (2, 1)
+
+
+def test_both_iqr_methods_give_the_same_split(spark):
+    df = spark.createDataFrame(
+        [("a", i, float(v)) for i, v in enumerate([10, 11, 12, 13, 100, 2, 12, 11])] + [("b", 99, None), ("b", 98, 4.0)],
+        "category string, id int, price double")
+    w_kept, w_out = quality.split_outliers(df, ["price"], "category", method="window")
+    a_kept, a_out = quality.split_outliers(df, ["price"], "category", method="aggregate")
+    assertDataFrameEqual(w_kept, a_kept)
+    assertDataFrameEqual(w_out, a_out)
+    # a sorted: 2 10 11 11 12 12 13 100 -> q1 = 10, q3 = 12, fences [7, 15]: 100 (id 4) and 2 (id 5) are out
+    assert sorted(r.id for r in w_out.collect()) == [4, 5]

@@ -47,10 +47,42 @@ def flag_iqr_outliers(df: DataFrame, columns: Sequence[str], group: str, k: floa
     ).drop(*[f"_q_{c}" for c in columns])
 
 
+def flag_iqr_outliers_by_aggregate(df: DataFrame, columns: Sequence[str], group: str, k: float = 1.5,
+                                   accuracy: int = 10000) -> DataFrame:
+    """Same result as :func:`flag_iqr_outliers`, with the quartiles from a grouped aggregate.
+
+    The per-group bounds are one small row per category broadcast back, so
+    the rows are never sorted by category: cheaper than the window when a
+    table is large, and the choice is ``transform.iqr_method``.
+    """
+    out = df
+    reasons = []
+    for c in columns:
+        b = iqr_bounds(df, c, group, k, accuracy).select(
+            F.col(group), F.col("lower").alias(f"_lo_{c}"), F.col("upper").alias(f"_hi_{c}"))
+        out = out.join(F.broadcast(b), group, "left")
+        lo, hi = F.col(f"_lo_{c}"), F.col(f"_hi_{c}")
+        reasons.append(F.when(F.col(c).isNotNull() & ((F.col(c) < lo) | (F.col(c) > hi)),
+                              F.format_string(f"IQR outlier: {c}=%s outside [%s, %s] for %s", F.col(c),
+                                              F.round(lo, 4), F.round(hi, 4), F.col(group))))
+    reason = F.concat_ws("; ", *reasons)
+    return out.withColumn("_outlier_reason", F.when(reason != "", reason)).drop(
+        *[f"_lo_{c}" for c in columns], *[f"_hi_{c}" for c in columns])
+
+
+IQR_METHODS = {"window": flag_iqr_outliers, "aggregate": flag_iqr_outliers_by_aggregate}
+
+
 def split_outliers(df: DataFrame, columns: Sequence[str], group: str, k: float = 1.5,
-                   accuracy: int = 10000) -> tuple[DataFrame, DataFrame]:
-    """``(kept, outliers)``; outliers keep every column plus ``outlier_reason``."""
-    flagged = flag_iqr_outliers(df, columns, group, k, accuracy)
+                   accuracy: int = 10000, method: str = "window") -> tuple[DataFrame, DataFrame]:
+    """``(kept, outliers)``; outliers keep every column plus ``outlier_reason``.
+
+    ``method`` is ``window`` (quartiles over a window partitioned by ``group``)
+    or ``aggregate`` (a grouped aggregate joined back by broadcast).
+    """
+    if method not in IQR_METHODS:
+        raise ValueError(f"unknown IQR method '{method}'; use one of {sorted(IQR_METHODS)}")
+    flagged = IQR_METHODS[method](df, columns, group, k, accuracy)
     kept = flagged.where(F.col("_outlier_reason").isNull()).drop("_outlier_reason")
     outliers = flagged.where(F.col("_outlier_reason").isNotNull()).withColumnRenamed("_outlier_reason", "outlier_reason")
     return kept, outliers

@@ -82,7 +82,8 @@ def build_silver(spark: SparkSession, cfg: Mapping[str, Any]) -> dict[str, DataF
 
 def clean_order_lines(lines: DataFrame, tcfg: Mapping[str, Any]) -> tuple[DataFrame, DataFrame]:
     """IQR outlier split per category, then mean imputation: ``(clean, outliers)``."""
-    kept, outliers = quality.split_outliers(lines, tcfg["outlier_columns"], C.CATEGORY, tcfg["iqr_k"], tcfg["iqr_accuracy"])
+    kept, outliers = quality.split_outliers(lines, tcfg["outlier_columns"], C.CATEGORY, tcfg["iqr_k"], tcfg["iqr_accuracy"],
+                                            tcfg.get("iqr_method", "window"))
     return quality.impute_mean(kept, [C.PRICE, C.FREIGHT], C.CATEGORY), outliers
 
 

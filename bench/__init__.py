@@ -1,0 +1,1 @@
+"""Benchmarks of the ecomrec_spark pipeline (see ``bench/README.md``)."""
