@@ -643,6 +643,8 @@ def _worker(args: argparse.Namespace) -> dict[str, Any]:
 
     cfg = load_config(None)
     tcfg = cfg["transform"]
+    if args.iqr_method:
+        tcfg["iqr_method"] = args.iqr_method
     _check_tcfg(tcfg)
     kind = args.worker
     if kind == "pandas":
@@ -699,7 +701,7 @@ def _worker(args: argparse.Namespace) -> dict[str, Any]:
             if not args.keep_outputs:
                 shutil.rmtree(root.parent, ignore_errors=True)
             return {"engine": "spark", "rows": n, "seconds": secs, "session_seconds": session_s, "peak_rss": peak,
-                    "kept": kept, "outliers": outl, "conf": {
+                    "kept": kept, "outliers": outl, "iqr_method": tcfg.get("iqr_method", "window"), "conf": {
                         key: spark.conf.get(key) for key in ("spark.master", "spark.driver.memory",
                                                              "spark.sql.shuffle.partitions", "spark.sql.ansi.enabled")}}
         raise SystemExit(f"unknown worker {kind}")
@@ -709,7 +711,8 @@ def _worker(args: argparse.Namespace) -> dict[str, Any]:
             sampler.stop()
 
 
-def _spawn(kind: str, rows: int | str, args: argparse.Namespace, may_fail: bool = False) -> dict[str, Any] | None:
+def _spawn(kind: str, rows: int | str, args: argparse.Namespace, may_fail: bool = False,
+           iqr_method: str | None = None) -> dict[str, Any] | None:
     """Run one worker in a fresh interpreter and return its JSON result.
 
     A failed worker aborts the benchmark, unless ``may_fail`` (pandas, which
@@ -721,6 +724,8 @@ def _spawn(kind: str, rows: int | str, args: argparse.Namespace, may_fail: bool 
            "--result", str(result), "--driver-memory", args.driver_memory]
     if args.keep_outputs:
         cmd.append("--keep-outputs")
+    if iqr_method:
+        cmd += ["--iqr-method", iqr_method]
     log.info("running %s worker (rows=%s)", kind, rows)
     t0 = time.perf_counter()
     try:
@@ -973,6 +978,18 @@ def render(meta: Mapping[str, Any], check: Mapping[str, Any], pandas_runs, spark
     return "\n".join(lines)
 
 
+def render_methods(method_runs: Sequence[Mapping[str, Any]], pandas_runs) -> str:
+    """A small table: the same Spark ETL with each ``transform.iqr_method`` at one size."""
+    p_by = {r["rows"]: r for r in pandas_runs}
+    rows = method_runs[0]["rows"]
+    lines = [f"### IQR method (`transform.iqr_method`) at {_rows(rows)} rows", "",
+             "| iqr_method | Spark s | Spark/pandas | kept | outliers |", "|---|---:|---:|---:|---:|"]
+    for r in method_runs:
+        lines.append(f"| {r['iqr_method']} | {r['seconds']:.1f} | {r['seconds'] / p_by[rows]['seconds']:.2f}x | "
+                     f"{_rows(r['kept'])} | {_rows(r['outliers'])} |")
+    return "\n".join(lines) + "\n"
+
+
 def write_markdown(path: Path, section: str) -> None:
     """Replace the etl section of ``path`` (create the file with a header if missing)."""
     text = path.read_text() if path.is_file() else (
@@ -1022,6 +1039,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--out", default=str(DEFAULT_MD), help="Markdown file receiving the results")
     ap.add_argument("--driver-memory", default="8g", help="spark.driver.memory of the Spark runs")
     ap.add_argument("--keep-outputs", action="store_true", help="keep the written tables under bench/out")
+    ap.add_argument("--compare-iqr-method", default="auto",
+                    help="also time Spark with this transform.iqr_method at the largest pandas size "
+                         "(auto: the one the config does not use; none: skip)")
+    ap.add_argument("--iqr-method", help=argparse.SUPPRESS)
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--rows", help=argparse.SUPPRESS)
     ap.add_argument("--result", help=argparse.SUPPRESS)
@@ -1092,8 +1113,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         log.warning("pandas ran at no size; no limit estimate and no Spark-only run")
 
+    method_runs = []
+    if args.compare_iqr_method != "none" and pandas_runs:
+        configured = spark_runs[0]["iqr_method"]
+        other = args.compare_iqr_method if args.compare_iqr_method != "auto" else (
+            "aggregate" if configured == "window" else "window")
+        at = max(r["rows"] for r in pandas_runs)
+        alt = _spawn("spark", at, args, iqr_method=other)
+        method_runs = [next(r for r in spark_runs if r["rows"] == at), alt]
+        log.info("spark  %s rows with iqr_method=%s: %.1f s", _rows(at), other, alt["seconds"])
+
     out = Path(args.out)
-    write_markdown(out, render(meta, check, pandas_runs, spark_runs, beyond_run, beyond, gen, pandas_failed))
+    section = render(meta, check, pandas_runs, spark_runs, beyond_run, beyond, gen, pandas_failed)
+    if method_runs:
+        section = section.replace("\n### Reading", render_methods(method_runs, pandas_runs) + "\n### Reading", 1)
+    write_markdown(out, section)
     log.info("wrote %s", out)
     print(summary_table(pandas_runs, spark_runs, beyond_run))
     for sentence in reading(pandas_runs, spark_runs, beyond_run, beyond or {"limit": 1}):
