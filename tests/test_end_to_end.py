@@ -179,3 +179,22 @@ def test_transform_killed_mid_write_keeps_previous_versions(spark, run, tmp_path
         assert lk.read(spark, str(lake_dir), layer, table).count() == n, name
     cfg = load_config(None, args[1::2])
     assert transform(spark, cfg) == run["counts"]
+
+
+def test_spark_submit_entry_points(spark, run, tmp_path):
+    """The real spark-submit runs jobs/ingest.py and jobs/transform.py with conf/local.yaml."""
+    lake_dir = tmp_path / "lake"
+    shutil.copytree(Path(run["cfg"]["paths"]["lake"]), lake_dir)
+    props = REPO / ".cache" / "jars" / "spark-local.conf"
+    assert props.is_file(), "the session factory writes it on first use"
+    env = {**os.environ, "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
+    submit = Path(sys.executable).parent / "spark-submit"
+    common = ["--conf", "conf/local.yaml", "--set", f"paths.raw={run['cfg']['paths']['raw']}", "--set", f"paths.lake={lake_dir}"]
+    for job, expect in (("ingest.py", "ingest: 0 new file(s)"), ("transform.py", "silver/order_lines")):
+        out = subprocess.run([str(submit), "--properties-file", str(props), "--master", "local[2]", f"jobs/{job}", *common],
+                             cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+        assert out.returncode == 0, out.stderr[-3000:]
+        assert expect in out.stdout
+    for name, n in run["counts"].items():
+        layer, table = name.split("/")
+        assert lk.read(spark, str(lake_dir), layer, table).count() == n, name
