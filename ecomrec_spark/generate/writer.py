@@ -10,6 +10,7 @@ physical lines on the way.
 
 from __future__ import annotations
 
+import filecmp
 import logging
 import os
 import shutil
@@ -68,6 +69,19 @@ def _local_uri(path: Path) -> str:
     return "file://" + str(path.resolve())
 
 
+def replace_if_changed(tmp: Path, target: Path) -> bool:
+    """Move ``tmp`` over ``target`` unless the bytes are identical.
+
+    Keeping an identical file keeps its modification time, so re-generating
+    with the same seed leaves nothing new for ingest to pick up.
+    """
+    if target.is_file() and target.stat().st_size == tmp.stat().st_size and filecmp.cmp(tmp, target, shallow=False):
+        tmp.unlink()
+        return False
+    os.replace(tmp, target)
+    return True
+
+
 def write_lines(lines: DataFrame, target: Path, header: str, work_dir: Path, *, bom: bool = False) -> int:
     """Write a one-string-column DataFrame as the file ``target`` behind ``header``.
 
@@ -103,7 +117,7 @@ def write_lines(lines: DataFrame, target: Path, header: str, work_dir: Path, *, 
                         break
                     n_lines += chunk.count(b"\n")
                     out.write(chunk)
-    os.replace(tmp, target)
+    replace_if_changed(tmp, target)
     shutil.rmtree(parts_dir)
     log.info("wrote %s (%d lines from %d parts)", target, n_lines, len(parts))
     return n_lines
@@ -114,7 +128,7 @@ def write_small_text(target: Path, text: str, *, bom: bool = False) -> int:
     data = (BOM if bom else b"") + text.encode("utf-8")
     tmp = target.with_name(f".{target.name}.tmp")
     tmp.write_bytes(data)
-    os.replace(tmp, target)
+    replace_if_changed(tmp, target)
     return data.count(b"\n")
 
 
