@@ -9,7 +9,6 @@ before Spark starts; a bad one exits with code 2 and a one-line message.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from typing import Any, Mapping, Sequence
@@ -101,7 +100,8 @@ def summarize(result: Mapping[str, Any], cfg_lake: str) -> str:
     lines = []
     if "generate" in result:
         g = result["generate"]
-        lines.append(f"generated: {g.get('orders')} orders, {g.get('files', {}) and len(g['files'])} files -> {g.get('out_dir', '')}")
+        lines.append(f"generated: {g.get('orders')} orders, {g.get('order_lines')} order lines, {g.get('events')} events "
+                     f"in {len(g.get('files', {}))} CSV files -> {g.get('out_dir', '')} (ground truth in _truth/)")
     if "ingest" in result:
         i = result["ingest"]
         lines.append(f"ingest: {i['files_ingested']} new file(s): raw {i['raw_records']} = bronze {i['bronze_rows']} "
@@ -134,7 +134,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise
     cfg = load_config(args.conf, args.overrides)
     print(summarize(result, cfg["paths"]["lake"]))
-    print(json.dumps({"lake": cfg["paths"]["lake"]}, indent=None))
+    if args.command != "generate":
+        root = cfg["paths"]["lake"]
+        print(f"Delta lake: {root}  (layers {root}/bronze, /silver, /gold, /quarantine; "
+              f"reconciliation in {root}/bronze/ingest_reconciliation)")
     return 0
 
 
