@@ -982,7 +982,7 @@ def render_methods(method_runs: Sequence[Mapping[str, Any]], pandas_runs) -> str
     """A small table: the same Spark ETL with each ``transform.iqr_method`` at one size."""
     p_by = {r["rows"]: r for r in pandas_runs}
     rows = method_runs[0]["rows"]
-    lines = [f"### IQR method (`transform.iqr_method`) at {_rows(rows)} rows", "",
+    lines = ["", f"### IQR method (`transform.iqr_method`) at {_rows(rows)} rows", "",
              "| iqr_method | Spark s | Spark/pandas | kept | outliers |", "|---|---:|---:|---:|---:|"]
     for r in method_runs:
         lines.append(f"| {r['iqr_method']} | {r['seconds']:.1f} | {r['seconds'] / p_by[rows]['seconds']:.2f}x | "

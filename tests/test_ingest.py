@@ -105,3 +105,24 @@ def test_missing_file_is_a_clear_error(spark, tmp_path, lake):
 
 def lake_read(spark, root, layer, table):
     return lake.read(spark, root, layer, table)
+
+
+def test_amazon_reviews_multiline_text_and_unix_time(spark, tmp_path, lake):
+    from ecomrec_spark.sources import amazon
+    from ecomrec_spark.transform import canonical
+
+    raw = tmp_path / "raw" / "amazon"
+    raw.mkdir(parents=True)
+    (raw / "Reviews.csv").write_text(
+        "Id,ProductId,UserId,ProfileName,HelpfulnessNumerator,HelpfulnessDenominator,Score,Time,Summary,Text\n"
+        '1,B001E4KFG0,A3SGXH7AUHU8GW,delmartian,1,1,5,1303862400,Good Quality Dog Food,"I have bought several,\nand ""all"" good."\n'
+        "2,B00813GRG4,A1D87F6ZCVE5NK,dll pa,0,0,1,1346976000,Not as Advertised,Product arrived labeled as Jumbo\n"
+        "3,B000LQOCH0,ABXLMWJIXXAIN,Natalia,1,1,7,1219017600,bad score,x\n")
+    [row] = ingest_table(spark, amazon.REVIEWS, str(tmp_path / "raw"), lake, "r")
+    assert (row["raw_records"], row["bronze_rows"], row["quarantine_rows"]) == (3, 2, 1)
+    reviews = canonical.amazon_reviews(lake_read(spark, lake, "bronze", "amazon_reviews"))
+    first = reviews.where(F.col("review_id") == "1").first()
+    assert (first.product_id, first.customer_id, first.review_score, str(first.review_ts)) == (
+        "B001E4KFG0", "A3SGXH7AUHU8GW", 5, "2011-04-27 00:00:00")
+    assert first.text == 'I have bought several,\nand "all" good.'
+    assert lake_read(spark, lake, "quarantine", "amazon_reviews").first().reason == "Score outside 1..5"

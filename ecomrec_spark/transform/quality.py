@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from pyspark.sql import DataFrame, Window
+from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 
@@ -19,6 +19,18 @@ def iqr_bounds(df: DataFrame, column: str, group: str, k: float = 1.5, accuracy:
             .select(group, F.col("_q")[0].alias("q1"), F.col("_q")[1].alias("q3"))
             .withColumn("lower", F.col("q1") - k * (F.col("q3") - F.col("q1")))
             .withColumn("upper", F.col("q3") + k * (F.col("q3") - F.col("q1"))))
+
+
+def _outside(c: str, lo: Column, hi: Column, group: str) -> Column:
+    """The reason text when ``c`` lies outside ``[lo, hi]``; null inside or when ``c`` is null."""
+    return F.when(F.col(c).isNotNull() & ((F.col(c) < lo) | (F.col(c) > hi)),
+                  F.format_string(f"IQR outlier: {c}=%s outside [%s, %s] for %s", F.col(c),
+                                  F.round(lo, 4), F.round(hi, 4), F.col(group)))
+
+
+def _with_reason(df: DataFrame, reasons: list[Column]) -> DataFrame:
+    reason = F.concat_ws("; ", *reasons)
+    return df.withColumn("_outlier_reason", F.when(reason != "", reason))
 
 
 def flag_iqr_outliers(df: DataFrame, columns: Sequence[str], group: str, k: float = 1.5,
@@ -38,13 +50,8 @@ def flag_iqr_outliers(df: DataFrame, columns: Sequence[str], group: str, k: floa
         q = F.percentile_approx(c, [0.25, 0.75], accuracy).over(w)
         out = out.withColumn(f"_q_{c}", q)
         q1, q3 = F.col(f"_q_{c}")[0], F.col(f"_q_{c}")[1]
-        lo, hi = q1 - k * (q3 - q1), q3 + k * (q3 - q1)
-        reasons.append(F.when(F.col(c).isNotNull() & ((F.col(c) < lo) | (F.col(c) > hi)),
-                              F.format_string(f"IQR outlier: {c}=%s outside [%s, %s] for %s", F.col(c),
-                                              F.round(lo, 4), F.round(hi, 4), F.col(group))))
-    return out.withColumn("_outlier_reason", F.concat_ws("; ", *reasons)).withColumn(
-        "_outlier_reason", F.when(F.col("_outlier_reason") != "", F.col("_outlier_reason"))
-    ).drop(*[f"_q_{c}" for c in columns])
+        reasons.append(_outside(c, q1 - k * (q3 - q1), q3 + k * (q3 - q1), group))
+    return _with_reason(out, reasons).drop(*[f"_q_{c}" for c in columns])
 
 
 def flag_iqr_outliers_by_aggregate(df: DataFrame, columns: Sequence[str], group: str, k: float = 1.5,
@@ -61,13 +68,8 @@ def flag_iqr_outliers_by_aggregate(df: DataFrame, columns: Sequence[str], group:
         b = iqr_bounds(df, c, group, k, accuracy).select(
             F.col(group), F.col("lower").alias(f"_lo_{c}"), F.col("upper").alias(f"_hi_{c}"))
         out = out.join(F.broadcast(b), group, "left")
-        lo, hi = F.col(f"_lo_{c}"), F.col(f"_hi_{c}")
-        reasons.append(F.when(F.col(c).isNotNull() & ((F.col(c) < lo) | (F.col(c) > hi)),
-                              F.format_string(f"IQR outlier: {c}=%s outside [%s, %s] for %s", F.col(c),
-                                              F.round(lo, 4), F.round(hi, 4), F.col(group))))
-    reason = F.concat_ws("; ", *reasons)
-    return out.withColumn("_outlier_reason", F.when(reason != "", reason)).drop(
-        *[f"_lo_{c}" for c in columns], *[f"_hi_{c}" for c in columns])
+        reasons.append(_outside(c, F.col(f"_lo_{c}"), F.col(f"_hi_{c}"), group))
+    return _with_reason(out, reasons).drop(*[f"_lo_{c}" for c in columns], *[f"_hi_{c}" for c in columns])
 
 
 IQR_METHODS = {"window": flag_iqr_outliers, "aggregate": flag_iqr_outliers_by_aggregate}
