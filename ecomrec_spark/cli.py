@@ -21,7 +21,10 @@ COMMANDS = {
     "generate": "write a synthetic Olist + REES46 data set (real formats, planted structure and messy rows)",
     "ingest": "raw CSVs under paths.raw -> bronze Delta tables, bad records -> quarantine, reconciliation per file",
     "transform": "bronze -> silver (clean, deduplicated, imputed, outliers removed) -> gold feature tables",
-    "run-all": "every pipeline stage in order (ingest, transform, ...) on the configured input",
+    "train-review": "train, tune and compare the review-score models on the gold tables; save the tuned model",
+    "score-reviews": "score every order line with the latest review model -> gold review_predictions, product_review_scores",
+    "predict-review": "print one product's predicted review score (from gold product_review_scores)",
+    "run-all": "every pipeline stage in order (ingest, transform, train-review, score-reviews) on the configured input",
 }
 
 
@@ -43,6 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--out", default=None, help="output folder (default: paths.generated)")
             p.add_argument("--orders", type=int, default=None, help="number of orders (default: generate.orders)")
             p.add_argument("--seed", type=int, default=None, help="random seed; same seed, same files (default: generate.seed)")
+        if name == "predict-review":
+            p.add_argument("--product-id", required=True, metavar="ID",
+                           help="product id: letters, digits, '_', '-' or '.', at most 64 characters")
         if name == "run-all":
             p.add_argument("--generate", action="store_true",
                            help="first generate the demo data set into paths.raw (what `make demo` does)")
@@ -54,6 +60,12 @@ def _validate_args(args: argparse.Namespace, cfg: Mapping[str, Any]) -> None:
         raise ConfigError(f"--orders must be at least 10, got {args.orders}")
     if getattr(args, "seed", None) is not None and args.seed < 0:
         raise ConfigError(f"--seed must be >= 0, got {args.seed}")
+    if getattr(args, "product_id", None) is not None:
+        from ecomrec_spark.review.score import PRODUCT_ID_PATTERN
+
+        if not PRODUCT_ID_PATTERN.fullmatch(args.product_id):
+            raise ConfigError(f"--product-id {args.product_id!r} is not a product id: use 1-64 letters, digits, "
+                              "'_', '-' or '.'")
 
 
 def _generate(spark, cfg: Mapping[str, Any], out: str | None, orders: int | None, seed: int | None) -> dict[str, Any]:
@@ -92,6 +104,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             result["generate"] = _generate(spark, cfg, cfg["paths"]["raw"], None, None)
         result.update(stages.run_all(spark, cfg))
         return result
+    if args.command == "predict-review":
+        from ecomrec_spark.review.score import predict_review
+
+        return {"predict-review": predict_review(spark, cfg, args.product_id)}
     stage = dict(stages.PIPELINE)[args.command]
     return {args.command: stage(spark, cfg)}
 
@@ -112,7 +128,39 @@ def summarize(result: Mapping[str, Any], cfg_lake: str) -> str:
         lines.append("tables:")
         for table, n in sorted(result["transform"]["tables"].items()):
             lines.append(f"  {cfg_lake}/{table:<34} {n:>9} rows")
+    for stage in ("train-review", "score-reviews"):
+        if "skipped" in result.get(stage, {}):
+            lines.append(f"{stage}: skipped, {result[stage]['skipped']}")
+    if "train-review" in result and "skipped" not in result["train-review"]:
+        lines += review_summary(result["train-review"])
+    if "score-reviews" in result and "skipped" not in result["score-reviews"]:
+        s = result["score-reviews"]
+        lines.append(f"score-reviews: model {s['model_version']}")
+        for table, n in sorted(s["tables"].items()):
+            lines.append(f"  {cfg_lake}/{table:<34} {n:>9} rows")
+    if "predict-review" in result:
+        e = result["predict-review"]
+        lines.append(f"product {e['product_id']}: predicted mean score {e['predicted_mean_score']:.2f}, "
+                     f"P(satisfied) {e['p_satisfied']:.3f} over {e['n_orders']} order(s) (model {e['model_version']})")
     return "\n".join(lines)
+
+
+def review_summary(t: Mapping[str, Any]) -> list[str]:
+    """The comparison table of ``train-review`` for the terminal."""
+    def f(x: Any, d: int = 4) -> str:
+        return "-" if x is None else f"{x:.{d}f}"
+
+    lines = [f"review model {t['version']} -> {t['model_path']} (rows {t['rows']}; report {t['report']})"]
+    for target, rows in t["results"].items():
+        lines.append(f"  target {target}:")
+        lines.append(f"    {'model':<22} {'weights':<11} {'accuracy':>8} {'macro-F1':>8} {'wF1':>7} {'ROC-AUC':>7} "
+                     f"{'PR-AUC':>7} {'train s':>7}")
+        for r in rows:
+            extra = f"  (expected {f(r['expected_accuracy'])})" if r.get("expected_accuracy") is not None else ""
+            lines.append(f"    {r['model']:<22} {r['class_weights']:<11} {f(r['accuracy']):>8} {f(r['macro_f1']):>8} "
+                         f"{f(r['weighted_f1'], 3):>7} {f(r['roc_auc'], 3):>7} {f(r['pr_auc'], 3):>7} "
+                         f"{f(r['train_seconds'], 1):>7}{extra}")
+    return lines
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -127,14 +175,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except Exception as exc:  # a known input problem is one clear line, not a stack trace
         from ecomrec_spark.ingest.run import IngestError
+        from ecomrec_spark.review.score import UnknownProductError
 
-        if isinstance(exc, (IngestError, FileNotFoundError, ValueError)):
+        if isinstance(exc, (IngestError, FileNotFoundError, ValueError, UnknownProductError)):
             print(f"ecomrec {args.command}: error: {exc}", file=sys.stderr)
             return 2
         raise
     cfg = load_config(args.conf, args.overrides)
     print(summarize(result, cfg["paths"]["lake"]))
-    if args.command != "generate":
+    if args.command not in ("generate", "predict-review"):
         root = cfg["paths"]["lake"]
         print(f"Delta lake: {root}  (layers {root}/bronze, /silver, /gold, /quarantine; "
               f"reconciliation in {root}/bronze/ingest_reconciliation)")

@@ -7,6 +7,7 @@ Everything here runs before Spark starts: a bad key, type or path fails with a
 from __future__ import annotations
 
 import copy
+import datetime as _dt
 import os
 import re
 from pathlib import Path
@@ -69,6 +70,26 @@ SCHEMA: dict[str, Any] = {
         "session_gap_minutes": int,
         "holiday_season": list,  # [[month, day_from, day_to], ...]
         "price_levels": int,
+    },
+    "review": {
+        "targets": list,  # score (5 classes) and/or satisfied (score >= 4)
+        "split": {
+            "train_fraction": _NUM,
+            "validation_fraction": _NUM,
+            "train_until": (str, _dt.date, type(None)),  # YYYY-MM-DD (YAML may read it as a date)
+            "validation_until": (str, _dt.date, type(None)),
+        },
+        "class_weights": bool,  # weight_col for the saved model
+        "compare_weighting": bool,  # also fit the other weighting and report it
+        "num_workers": int,
+        "parallelism": int,
+        "early_stopping_rounds": (int, type(None)),
+        "tuning_metric": str,
+        "seed": int,
+        "history_prior_weight": _NUM,
+        "baselines": list,
+        "grid": {"max_depth": list, "learning_rate": list, "n_estimators": list, "min_child_weight": list,
+                 "subsample": list},
     },
     "generate": {
         "orders": int,
@@ -148,7 +169,7 @@ def parse_overrides(pairs: Iterable[str]) -> list[tuple[str, Any]]:
             raise ConfigError(f"--set key '{key}' is not a dotted config key like 'paths.lake'")
         try:
             value = yaml.safe_load(raw) if raw.strip() else ""
-        except yaml.YAMLError as exc:
+        except (yaml.YAMLError, ValueError) as exc:  # ValueError: a date-like value such as 2018-13-01
             raise ConfigError(f"--set {key}: value '{raw}' is not valid YAML ({exc})") from None
         out.append((key, value))
     return out
@@ -176,7 +197,7 @@ def resolve_local(uri: str, base: Path) -> str:
 
 # Sections whose defaults come from conf/local.yaml when another file leaves them out;
 # paths and spark settings are per environment and never inherited.
-_INHERITED = ("ingest", "sources", "transform", "generate")
+_INHERITED = ("ingest", "sources", "transform", "generate", "review")
 
 
 def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
@@ -234,11 +255,63 @@ def load_config(path: str | os.PathLike[str] | None = None, overrides: Iterable[
     for name, rate in cfg.get("generate", {}).get("messy", {}).items():
         if not 0 <= rate < 0.2:
             raise ConfigError(f"config key 'generate.messy.{name}' must be a rate in [0, 0.2), got {rate}")
+    _check_review(cfg.get("review") or {})
     spark = cfg.setdefault("spark", {})
     if spark.get("jar_cache"):
         spark["jar_cache"] = resolve_local(spark["jar_cache"], REPO_ROOT)
     cfg["_source"] = str(conf_path)
     return cfg
+
+
+_REVIEW_TARGETS = ("score", "satisfied")
+_REVIEW_BASELINES = ("majority", "logistic_regression", "decision_tree", "random_forest", "gbt")
+_TUNING_METRICS = ("logLoss", "accuracy", "f1", "weightedPrecision", "weightedRecall", "hammingLoss")
+
+
+def _check_review(r: Mapping[str, Any]) -> None:
+    """Value checks of the ``review`` section (types are checked by the schema)."""
+    def bad(key: str, msg: str) -> ConfigError:
+        return ConfigError(f"config key 'review.{key}' {msg}")
+
+    targets = r.get("targets", list(_REVIEW_TARGETS))
+    if not targets or any(t not in _REVIEW_TARGETS for t in targets) or "score" not in targets:
+        raise bad("targets", f"must list 'score' and optionally 'satisfied', got {targets!r}")
+    split = r.get("split", {})
+    tf, vf = split.get("train_fraction", 0.7), split.get("validation_fraction", 0.15)
+    if not (0 < tf < 1):
+        raise bad("split.train_fraction", f"must be in (0, 1), got {tf}")
+    if not (0 < vf < 1) or tf + vf >= 1:
+        raise bad("split.validation_fraction", f"must be in (0, 1) with train_fraction + validation_fraction < 1, got {vf}")
+    for key in ("train_until", "validation_until"):
+        if isinstance(split.get(key), _dt.date):
+            split[key] = split[key].isoformat()
+        if split.get(key) is not None:
+            try:
+                _dt.date.fromisoformat(split[key])
+            except ValueError:
+                raise bad(f"split.{key}", f"must be a date YYYY-MM-DD or null, got {split[key]!r}") from None
+    if (split.get("train_until") is None) != (split.get("validation_until") is None):
+        raise bad("split.validation_until", "and review.split.train_until must be set together (or both null)")
+    if split.get("train_until") and split["train_until"] >= split["validation_until"]:
+        raise bad("split.validation_until", f"must be after review.split.train_until ({split['train_until']})")
+    for key in ("num_workers", "parallelism"):
+        if key in r and r[key] < 1:
+            raise bad(key, f"must be >= 1, got {r[key]}")
+    if r.get("early_stopping_rounds") is not None and r["early_stopping_rounds"] < 1:
+        raise bad("early_stopping_rounds", f"must be >= 1 or null, got {r['early_stopping_rounds']}")
+    if "tuning_metric" in r and r["tuning_metric"] not in _TUNING_METRICS:
+        raise bad("tuning_metric", f"must be one of {', '.join(_TUNING_METRICS)}, got {r['tuning_metric']!r}")
+    for b in r.get("baselines", []):
+        if b not in _REVIEW_BASELINES:
+            raise bad("baselines", f"has unknown baseline '{b}'; choose from {', '.join(_REVIEW_BASELINES)}")
+    if r.get("history_prior_weight", 1) < 0:
+        raise bad("history_prior_weight", f"must be >= 0, got {r['history_prior_weight']}")
+    rules = {"max_depth": (int, 1, 20), "n_estimators": (int, 1, 10000), "learning_rate": (_NUM, 1e-6, 1.0),
+             "min_child_weight": (_NUM, 0.0, 1e6), "subsample": (_NUM, 1e-6, 1.0)}
+    for key, values in (r.get("grid") or {}).items():
+        kind, lo, hi = rules[key]
+        if not values or any(isinstance(v, bool) or not isinstance(v, kind) or not lo <= v <= hi for v in values):
+            raise bad(f"grid.{key}", f"must be a non-empty list of {_type_name(kind)} in [{lo}, {hi}], got {values!r}")
 
 
 def is_local_path(uri: str) -> bool:

@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -105,6 +106,8 @@ def build_session(cfg: Mapping[str, Any], app_name: str | None = None, extra_con
     cache = Path(spark_cfg.get("jar_cache") or ".cache/jars")
     if master and str(master).startswith("local") and not attached:
         check_java()
+        # Python workers (pandas UDFs, xgboost.spark) must run this interpreter, not whatever python3 is on PATH
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         if spark_cfg.get("bind_loopback"):
             os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     if packages and not attached:

@@ -36,9 +36,42 @@ def transform_stage(spark: SparkSession, cfg: Mapping[str, Any]) -> dict[str, An
     return {"tables": transform(spark, cfg)}
 
 
+def _missing_review_inputs(spark: SparkSession, cfg: Mapping[str, Any]) -> str | None:
+    """Why the review stages cannot run on this lake (a source without orders or reviews), or None."""
+    from ecomrec_spark import lake
+
+    root = cfg["paths"]["lake"]
+    for layer, table in (("gold", "order_features"), ("silver", "reviews")):
+        if not lake.exists(spark, lake.table_path(root, layer, table)):
+            return f"no {layer}/{table} table (the configured sources have no orders with reviews)"
+    return None
+
+
+def train_review_stage(spark: SparkSession, cfg: Mapping[str, Any]) -> dict[str, Any]:
+    from ecomrec_spark.review.train import train_review
+
+    why = _missing_review_inputs(spark, cfg)
+    if why:
+        log.warning("train-review skipped: %s", why)
+        return {"skipped": why}
+    return train_review(spark, cfg)
+
+
+def score_reviews_stage(spark: SparkSession, cfg: Mapping[str, Any]) -> dict[str, Any]:
+    from ecomrec_spark.review.score import score_reviews
+
+    why = _missing_review_inputs(spark, cfg)
+    if why:
+        log.warning("score-reviews skipped: %s", why)
+        return {"skipped": why}
+    return score_reviews(spark, cfg)
+
+
 PIPELINE: list[tuple[str, Stage]] = [
     ("ingest", ingest_stage),
     ("transform", transform_stage),
+    ("train-review", train_review_stage),
+    ("score-reviews", score_reviews_stage),
 ]
 
 

@@ -1,0 +1,2 @@
+"""Review-score prediction: leak-free training rows, an MLlib Pipeline around
+``xgboost.spark.SparkXGBClassifier``, baselines, persistence and batch scoring."""
