@@ -47,31 +47,34 @@ def _missing_review_inputs(spark: SparkSession, cfg: Mapping[str, Any]) -> str |
     return None
 
 
+def _if_reviews(name: str, run: Stage) -> Stage:
+    """Wrap a review stage so a lake without orders or reviews skips it with the reason."""
+    def stage(spark: SparkSession, cfg: Mapping[str, Any]) -> dict[str, Any]:
+        why = _missing_review_inputs(spark, cfg)
+        if why:
+            log.warning("%s skipped: %s", name, why)
+            return {"skipped": why}
+        return run(spark, cfg)
+    return stage
+
+
 def train_review_stage(spark: SparkSession, cfg: Mapping[str, Any]) -> dict[str, Any]:
     from ecomrec_spark.review.train import train_review
 
-    why = _missing_review_inputs(spark, cfg)
-    if why:
-        log.warning("train-review skipped: %s", why)
-        return {"skipped": why}
     return train_review(spark, cfg)
 
 
 def score_reviews_stage(spark: SparkSession, cfg: Mapping[str, Any]) -> dict[str, Any]:
     from ecomrec_spark.review.score import score_reviews
 
-    why = _missing_review_inputs(spark, cfg)
-    if why:
-        log.warning("score-reviews skipped: %s", why)
-        return {"skipped": why}
     return score_reviews(spark, cfg)
 
 
 PIPELINE: list[tuple[str, Stage]] = [
     ("ingest", ingest_stage),
     ("transform", transform_stage),
-    ("train-review", train_review_stage),
-    ("score-reviews", score_reviews_stage),
+    ("train-review", _if_reviews("train-review", train_review_stage)),
+    ("score-reviews", _if_reviews("score-reviews", score_reviews_stage)),
 ]
 
 

@@ -131,3 +131,11 @@ def test_both_iqr_methods_give_the_same_split(spark):
     assertDataFrameEqual(w_out, a_out)
     # a sorted: 2 10 11 11 12 12 13 100 -> q1 = 10, q3 = 12, fences [7, 15]: 100 (id 4) and 2 (id 5) are out
     assert sorted(r.id for r in w_out.collect()) == [4, 5]
+
+
+def test_review_stages_skip_a_lake_without_reviews(spark, cfg, lake):
+    from ecomrec_spark import stages
+
+    run_cfg = {**cfg, "paths": {**cfg["paths"], "lake": lake}}
+    for name, stage in stages.PIPELINE[2:]:
+        assert stage(spark, run_cfg) == {"skipped": "no gold/order_features table (the configured sources have no orders with reviews)"}, name
