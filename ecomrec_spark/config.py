@@ -117,6 +117,7 @@ SCHEMA: dict[str, Any] = {
     },
 }
 
+SPARK_CONF_PREFIX = "spark.conf."  # --set spark.conf.spark.task.cpus=2 sets one Spark key
 VALID_SOURCES = ("olist", "events", "amazon", "transactions")
 _URI = re.compile(r"^(s3a?|s3n|file|hdfs)://[^\s'\"]+$|^[^\s'\":]+$")
 _PLACEHOLDER = re.compile(r"<[^>]+>")
@@ -148,6 +149,9 @@ def _check(node: Mapping[str, Any], schema: Mapping[str, Any], prefix: str) -> N
 
 
 def _set_dotted(cfg: dict[str, Any], dotted: str, value: Any) -> None:
+    if dotted.startswith(SPARK_CONF_PREFIX):  # Spark's own keys are dotted: keep them whole
+        cfg.setdefault("spark", {}).setdefault("conf", {})[dotted[len(SPARK_CONF_PREFIX):]] = value
+        return
     parts = dotted.split(".")
     node = cfg
     for part in parts[:-1]:
@@ -165,6 +169,9 @@ def parse_overrides(pairs: Iterable[str]) -> list[tuple[str, Any]]:
             raise ConfigError(f"--set expects key=value, got '{pair}' (example: --set transform.iqr_k=3)")
         key, raw = pair.split("=", 1)
         key = key.strip()
+        if key.startswith(SPARK_CONF_PREFIX) and re.fullmatch(r"spark\.[A-Za-z0-9_.-]+", key[len(SPARK_CONF_PREFIX):]):
+            out.append((key, raw))  # a Spark setting stays a string, as Spark reads it
+            continue
         if not re.fullmatch(r"[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)*", key):
             raise ConfigError(f"--set key '{key}' is not a dotted config key like 'paths.lake'")
         try:

@@ -50,6 +50,13 @@ def test_emr_config_needs_real_buckets_and_inherits_transform_defaults():
     assert cfg["generate"]["seed"] == 42  # inherited from local.yaml
 
 
+def test_spark_settings_keep_their_dotted_names():
+    cfg = load_config(None, ["spark.conf.spark.task.cpus=2", "spark.conf.spark.databricks.delta.snapshotPartitions=1"])
+    assert cfg["spark"]["conf"]["spark.task.cpus"] == "2"
+    assert cfg["spark"]["conf"]["spark.databricks.delta.snapshotPartitions"] == "1"
+    assert cfg["spark"]["conf"]["spark.sql.session.timeZone"] == "UTC"  # the file's other settings stay
+
+
 def test_missing_config_file():
     with pytest.raises(ConfigError, match="config file not found: nope.yaml"):
         load_config("nope.yaml")
