@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 from pyspark.sql import SparkSession
 
+from ecomrec_spark.storage import hadoop_fs
+
 
 @dataclass(frozen=True)
 class RawFile:
@@ -21,20 +23,14 @@ class RawFile:
     mtime: int  # epoch milliseconds
 
 
-def _fs(spark: SparkSession, uri: str):
-    jvm = spark._jvm
-    path = jvm.org.apache.hadoop.fs.Path(uri)
-    return path, path.getFileSystem(spark._jsc.hadoopConfiguration())
-
-
 def folder_exists(spark: SparkSession, uri: str) -> bool:
-    path, fs = _fs(spark, uri)
+    path, fs = hadoop_fs(spark, uri)
     return bool(fs.exists(path)) and bool(fs.getFileStatus(path).isDirectory())
 
 
 def list_files(spark: SparkSession, folder: str, pattern: str) -> list[RawFile]:
     """Files in ``folder`` matching the glob ``pattern``, sorted by path."""
-    glob, fs = _fs(spark, f"{folder.rstrip('/')}/{pattern}")
+    glob, fs = hadoop_fs(spark, f"{folder.rstrip('/')}/{pattern}")
     statuses = fs.globStatus(glob) or []
     files = [RawFile(str(s.getPath().toUri()), int(s.getLen()), int(s.getModificationTime()))
              for s in statuses if s.isFile()]
@@ -44,7 +40,7 @@ def list_files(spark: SparkSession, folder: str, pattern: str) -> list[RawFile]:
 def read_header(spark: SparkSession, uri: str) -> list[str]:
     """The column names on a file's first line (BOM, quotes and CR removed; gzip handled)."""
     jvm = spark._jvm
-    path, fs = _fs(spark, uri)
+    path, fs = hadoop_fs(spark, uri)
     stream = fs.open(path)
     codec = jvm.org.apache.hadoop.io.compress.CompressionCodecFactory(spark._jsc.hadoopConfiguration()).getCodec(path)
     if codec is not None:

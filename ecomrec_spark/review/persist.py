@@ -24,6 +24,7 @@ from pyspark.sql import SparkSession
 
 import ecomrec_spark
 from ecomrec_spark.config import REPO_ROOT
+from ecomrec_spark.storage import read_text, write_text
 
 log = logging.getLogger(__name__)
 
@@ -39,40 +40,6 @@ class ModelMismatchError(ValueError):
 def models_root(lake: str) -> str:
     """``<lake>/models/review_score`` (the lake helpers only know the table layers)."""
     return f"{lake.rstrip('/')}/{MODEL_DIR}"
-
-
-def _fs(spark: SparkSession, uri: str):
-    path = spark._jvm.org.apache.hadoop.fs.Path(uri)
-    return path, path.getFileSystem(spark._jsc.hadoopConfiguration())
-
-
-def write_text(spark: SparkSession, uri: str, text: str) -> None:
-    """Write (replace) a small UTF-8 file through Hadoop's FileSystem."""
-    path, fs = _fs(spark, uri)
-    out = fs.create(path, True)
-    try:
-        out.write(bytearray(text.encode("utf-8")))
-    finally:
-        out.close()
-
-
-def read_text(spark: SparkSession, uri: str) -> str:
-    """Read a small UTF-8 file through Hadoop's FileSystem; ``FileNotFoundError`` when absent."""
-    jvm = spark._jvm
-    path, fs = _fs(spark, uri)
-    if not fs.exists(path):
-        raise FileNotFoundError(f"{uri} does not exist")
-    stream = fs.open(path)
-    try:
-        data = jvm.org.apache.commons.io.IOUtils.toByteArray(stream)
-    finally:
-        stream.close()
-    return bytes(data).decode("utf-8")
-
-
-def path_exists(spark: SparkSession, uri: str) -> bool:
-    path, fs = _fs(spark, uri)
-    return bool(fs.exists(path))
 
 
 def git_commit() -> str | None:

@@ -36,6 +36,7 @@ from pyspark.sql import types as T
 
 from ecomrec_spark import columns as C
 from ecomrec_spark import lake as lk
+from ecomrec_spark import storage
 from ecomrec_spark.review import dataset as D
 from ecomrec_spark.review import persist
 from ecomrec_spark.review.metrics import evaluate
@@ -244,7 +245,7 @@ def bayes_predictions(test: DataFrame, truth: DataFrame, target: str) -> tuple[D
 def read_truth(spark: SparkSession, raw: str) -> DataFrame | None:
     """``<raw>/_truth/review_probs`` when the input is generated data, else None."""
     uri = f"{raw.rstrip('/')}/_truth/review_probs"
-    return spark.read.parquet(uri) if persist.path_exists(spark, uri) else None
+    return spark.read.parquet(uri) if storage.exists(spark, uri) else None
 
 
 # ------------------------------------------------------------------ one target
@@ -459,8 +460,8 @@ def train_review(spark: SparkSession, cfg: Mapping[str, Any]) -> dict[str, Any]:
                "rows": {k: v[0] for k, v in stats.items()}, "split_range": split_range}
     report = markdown_report(version, summary, per_target)
     reports = cfg["paths"].get("reports") or f"{root}/reports"
-    persist.write_text(spark, f"{reports}/review_model.md", report + "\n")
-    persist.write_text(spark, f"{reports}/review_model.json",
+    storage.write_text(spark, f"{reports}/review_model.md", report + "\n")
+    storage.write_text(spark, f"{reports}/review_model.json",
                        json.dumps({**summary, **{k: v for k, v in metadata.items() if k != "config"}}, indent=2,
                                   default=str) + "\n")
     summary["report"] = f"{reports}/review_model.md"
