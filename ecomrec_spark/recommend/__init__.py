@@ -1,0 +1,1 @@
+"""Recommender: popularity baselines, filters, content-based and collaborative candidates, rules and metrics."""
