@@ -24,7 +24,13 @@ COMMANDS = {
     "train-review": "train, tune and compare the review-score models on the gold tables; save the tuned model",
     "score-reviews": "score every order line with the latest review model -> gold review_predictions, product_review_scores",
     "predict-review": "print one product's predicted review score (from gold product_review_scores)",
-    "run-all": "every pipeline stage in order (ingest, transform, train-review, score-reviews) on the configured input",
+    "build-recommendations": "fit knn, hybrid, ALS, content and popularity recommenders -> gold recommendations, "
+                             "similar_items, association_rules, popular_items",
+    "evaluate-recommendations": "time-split offline evaluation of every recommender and baseline -> "
+                                "gold recommendation_metrics and reports/recommendations.md",
+    "recommend": "print one customer's top k (unknown customers get the popularity fallback)",
+    "run-all": "every pipeline stage in order (ingest, transform, train-review, score-reviews, build- and "
+               "evaluate-recommendations) on the configured input",
 }
 
 
@@ -49,6 +55,13 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "predict-review":
             p.add_argument("--product-id", required=True, metavar="ID",
                            help="product id: letters, digits, '_', '-' or '.', at most 64 characters")
+        if name == "recommend":
+            from ecomrec_spark.recommend.serve import SERVE_MODELS
+
+            p.add_argument("--customer-id", required=True, metavar="ID",
+                           help="customer id: letters, digits, '_', '-', '.' or ':', at most 64 characters")
+            p.add_argument("--k", type=int, default=10, help="list length (1-100, default 10)")
+            p.add_argument("--model", default="hybrid", choices=SERVE_MODELS, help="which model's list (default hybrid)")
         if name == "run-all":
             p.add_argument("--generate", action="store_true",
                            help="first generate the demo data set into paths.raw (what `make demo` does)")
@@ -66,6 +79,16 @@ def _validate_args(args: argparse.Namespace, cfg: Mapping[str, Any]) -> None:
         if not PRODUCT_ID_PATTERN.fullmatch(args.product_id):
             raise ConfigError(f"--product-id {args.product_id!r} is not a product id: use 1-64 letters, digits, "
                               "'_', '-' or '.'")
+
+
+def _validate_recommend(args: argparse.Namespace) -> None:
+    from ecomrec_spark.recommend.serve import CUSTOMER_ID_PATTERN
+
+    if not CUSTOMER_ID_PATTERN.fullmatch(args.customer_id):
+        raise ConfigError(f"--customer-id {args.customer_id!r} is not a customer id: use 1-64 letters, digits, "
+                          "'_', '-', '.' or ':'")
+    if not 1 <= args.k <= 100:
+        raise ConfigError(f"--k must be in [1, 100], got {args.k}")
 
 
 def _generate(spark, cfg: Mapping[str, Any], out: str | None, orders: int | None, seed: int | None) -> dict[str, Any]:
@@ -88,6 +111,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     cfg = load_config(args.conf, args.overrides)
     _validate_args(args, cfg)
+    if args.command == "recommend":
+        _validate_recommend(args)
     if args.command == "generate" or getattr(args, "generate", False):
         local_path(args.out if getattr(args, "out", None) else cfg["paths"]["generated"])  # local only, checked before Spark
     elif args.command in ("ingest", "run-all") and is_local_path(cfg["paths"]["raw"]):
@@ -104,6 +129,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             result["generate"] = _generate(spark, cfg, cfg["paths"]["raw"], None, None)
         result.update(stages.run_all(spark, cfg))
         return result
+    if args.command == "recommend":
+        from ecomrec_spark.recommend.serve import recommend_for
+
+        return {"recommend": recommend_for(spark, cfg, args.customer_id, args.k, args.model)}
     if args.command == "predict-review":
         from ecomrec_spark.review.score import predict_review
 
@@ -138,11 +167,42 @@ def summarize(result: Mapping[str, Any], cfg_lake: str) -> str:
         lines.append(f"score-reviews: model {s['model_version']}")
         for table, n in sorted(s["tables"].items()):
             lines.append(f"  {cfg_lake}/{table:<34} {n:>9} rows")
+    if "build-recommendations" in result:
+        b = result["build-recommendations"]
+        lines.append(f"build-recommendations: version {b['model_version']}; "
+                     f"knn {b['info'].get('knn', {})}; hybrid weights {b['info'].get('hybrid_weights')}")
+        for table, n in sorted(b["tables"].items()):
+            lines.append(f"  {cfg_lake}/{table:<34} {n:>9} rows")
+        for entry in b.get("samples", []):
+            lines += recommendation_lines(entry)
+    if "evaluate-recommendations" in result:
+        from ecomrec_spark.recommend.evaluate import markdown_table
+
+        e = result["evaluate-recommendations"]
+        lines.append(f"evaluate-recommendations: train before {e['info']['cutoff']}, "
+                     f"{e['info']['n_test_customers']} test customers ({e['info']['n_cold_customers']} without history); "
+                     f"table {e['table']}, report {e['report']}")
+        lines += ["  " + row for row in markdown_table(e["results"])]
+    if "recommend" in result:
+        lines += recommendation_lines(result["recommend"])
     if "predict-review" in result:
         e = result["predict-review"]
         lines.append(f"product {e['product_id']}: predicted mean score {e['predicted_mean_score']:.2f}, "
                      f"P(satisfied) {e['p_satisfied']:.3f} over {e['n_orders']} order(s) (model {e['model_version']})")
     return "\n".join(lines)
+
+
+def recommendation_lines(entry: Mapping[str, Any]) -> list[str]:
+    """One customer's list, a line per product with its category, price and reason."""
+    head = f"customer {entry['customer_id']}, model {entry['model']}"
+    if entry["fallback"]:
+        head += ": no list for this customer and model, popularity fallback"
+    out = [head]
+    for it in entry["items"]:
+        price = "-" if it["price"] is None else f"{it['price']:.2f}"
+        out.append(f"  {it['rank']:>3}. {it['product_id']:<34} {str(it['category'] or '-'):<24} {price:>9}  "
+                   f"{it['score']:.3f}  {it['reason']}")
+    return out
 
 
 def review_summary(t: Mapping[str, Any]) -> list[str]:
@@ -183,7 +243,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise
     cfg = load_config(args.conf, args.overrides)
     print(summarize(result, cfg["paths"]["lake"]))
-    if args.command not in ("generate", "predict-review"):
+    if args.command not in ("generate", "predict-review", "recommend"):
         root = cfg["paths"]["lake"]
         print(f"Delta lake: {root}  (layers {root}/bronze, /silver, /gold, /quarantine; "
               f"reconciliation in {root}/bronze/ingest_reconciliation)")

@@ -91,6 +91,26 @@ SCHEMA: dict[str, Any] = {
         "grid": {"max_depth": list, "learning_rate": list, "n_estimators": list, "min_child_weight": list,
                  "subsample": list},
     },
+    "recommend": {
+        "k": int,
+        "candidates": int,
+        "models": list,
+        "seed": int,
+        "similar_items": int,
+        "interactions": {"half_life_days": _NUM, "purchase_weight": _NUM, "max_quantity": _NUM, "event_weights": dict,
+                         "review_weight": _NUM},
+        "als": {"rank": int, "reg_param": _NUM, "alpha": _NUM, "max_iter": int},
+        "vectors": {"embedding": _NUM, "category": _NUM, "price": _NUM, "review": _NUM, "popularity": _NUM},
+        "knn": {"method": str, "exact_max_products": int, "target_recall": _NUM},
+        "hybrid": {"weights": {"similarity": _NUM, "review": _NUM, "price": _NUM}, "tune": bool,
+                   "validation_days": int, "grid": {"similarity": list, "review": list, "price": list}},
+        "content": {"vocab_size": int, "min_df": _NUM},
+        "rules": {"min_support": _NUM, "category_min_support": _NUM, "min_confidence": _NUM, "max_items": int},
+        "popularity": {"top_n": int, "trending_days": int, "min_interactions": int},
+        "filters": {"exclude_purchased": bool, "blocked_products": list, "blocked_table": (str, type(None)),
+                    "include_categories": list, "exclude_categories": list},
+        "evaluate": {"test_days": int, "cutoff": (str, _dt.date, type(None)), "models": list},
+    },
     "generate": {
         "orders": int,
         "seed": int,
@@ -204,7 +224,7 @@ def resolve_local(uri: str, base: Path) -> str:
 
 # Sections whose defaults come from conf/local.yaml when another file leaves them out;
 # paths and spark settings are per environment and never inherited.
-_INHERITED = ("ingest", "sources", "transform", "generate", "review")
+_INHERITED = ("ingest", "sources", "transform", "generate", "review", "recommend")
 
 
 def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
@@ -263,6 +283,7 @@ def load_config(path: str | os.PathLike[str] | None = None, overrides: Iterable[
         if not 0 <= rate < 0.2:
             raise ConfigError(f"config key 'generate.messy.{name}' must be a rate in [0, 0.2), got {rate}")
     _check_review(cfg.get("review") or {})
+    _check_recommend(cfg.get("recommend") or {})
     spark = cfg.setdefault("spark", {})
     if spark.get("jar_cache"):
         spark["jar_cache"] = resolve_local(spark["jar_cache"], REPO_ROOT)
@@ -319,6 +340,61 @@ def _check_review(r: Mapping[str, Any]) -> None:
         kind, lo, hi = rules[key]
         if not values or any(isinstance(v, bool) or not isinstance(v, kind) or not lo <= v <= hi for v in values):
             raise bad(f"grid.{key}", f"must be a non-empty list of {_type_name(kind)} in [{lo}, {hi}], got {values!r}")
+
+
+_REC_MODELS = ("knn", "hybrid", "als", "content", "popular")
+_ID_PATTERN = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+
+
+def _check_recommend(r: Mapping[str, Any]) -> None:
+    """Value checks of the ``recommend`` section (types are checked by the schema)."""
+    def bad(key: str, msg: str) -> ConfigError:
+        return ConfigError(f"config key 'recommend.{key}' {msg}")
+
+    for key in ("k", "similar_items"):
+        if key in r and not 1 <= r[key] <= 1000:
+            raise bad(key, f"must be in [1, 1000], got {r[key]}")
+    if r.get("candidates", 0) < 0:
+        raise bad("candidates", f"must be >= 0, got {r['candidates']}")
+    for m in r.get("models", []):
+        if m not in _REC_MODELS:
+            raise bad("models", f"has unknown model '{m}'; choose from {', '.join(_REC_MODELS)}")
+    for m in (r.get("evaluate") or {}).get("models", []):
+        if m not in _REC_MODELS + ("random",):
+            raise bad("evaluate.models", f"has unknown model '{m}'; choose from {', '.join(_REC_MODELS + ('random',))}")
+    method = (r.get("knn") or {}).get("method")
+    if method is not None and method not in ("exact", "lsh", "auto"):
+        raise bad("knn.method", f"must be exact, lsh or auto, got {method!r}")
+    recall = (r.get("knn") or {}).get("target_recall", 0.95)
+    if not 0 < recall <= 1:
+        raise bad("knn.target_recall", f"must be in (0, 1], got {recall}")
+    for key, value in (r.get("interactions") or {}).get("event_weights", {}).items():
+        if isinstance(value, bool) or not isinstance(value, _NUM) or value < 0:
+            raise bad(f"interactions.event_weights.{key}", f"must be a number >= 0, got {value!r}")
+    if (r.get("interactions") or {}).get("half_life_days", 1) <= 0:
+        raise bad("interactions.half_life_days", "must be > 0")
+    rules = r.get("rules") or {}
+    for key in ("min_support", "category_min_support"):
+        if key in rules and not 0 < rules[key] <= 1:
+            raise bad(f"rules.{key}", f"must be in (0, 1], got {rules[key]}")
+    if "min_confidence" in rules and not 0 <= rules["min_confidence"] <= 1:
+        raise bad("rules.min_confidence", f"must be in [0, 1], got {rules['min_confidence']}")
+    for pid in (r.get("filters") or {}).get("blocked_products", []):
+        if not isinstance(pid, str) or not _ID_PATTERN.fullmatch(pid):
+            raise bad("filters.blocked_products", f"has {pid!r}, which is not a product id (1-64 letters, digits, _.:-)")
+    table = (r.get("filters") or {}).get("blocked_table")
+    if table:
+        validate_uri("recommend.filters.blocked_table", table)
+    ev = r.get("evaluate") or {}
+    if isinstance(ev.get("cutoff"), _dt.date):
+        ev["cutoff"] = ev["cutoff"].isoformat()
+    if ev.get("cutoff") is not None:
+        try:
+            _dt.date.fromisoformat(ev["cutoff"])
+        except ValueError:
+            raise bad("evaluate.cutoff", f"must be a date YYYY-MM-DD or null, got {ev['cutoff']!r}") from None
+    if ev.get("test_days", 1) < 1:
+        raise bad("evaluate.test_days", "must be >= 1")
 
 
 def is_local_path(uri: str) -> bool:

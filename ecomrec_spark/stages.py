@@ -70,11 +70,27 @@ def score_reviews_stage(spark: SparkSession, cfg: Mapping[str, Any]) -> dict[str
     return score_reviews(spark, cfg)
 
 
+def build_recommendations_stage(spark: SparkSession, cfg: Mapping[str, Any]) -> dict[str, Any]:
+    from ecomrec_spark.recommend.run import recommend, sample_lists
+
+    out = recommend(spark, cfg)
+    out["samples"] = sample_lists(spark, cfg)
+    return out
+
+
+def evaluate_recommendations_stage(spark: SparkSession, cfg: Mapping[str, Any]) -> dict[str, Any]:
+    from ecomrec_spark.recommend.evaluate import evaluate
+
+    return evaluate(spark, cfg)
+
+
 PIPELINE: list[tuple[str, Stage]] = [
     ("ingest", ingest_stage),
     ("transform", transform_stage),
     ("train-review", _if_reviews("train-review", train_review_stage)),
     ("score-reviews", _if_reviews("score-reviews", score_reviews_stage)),
+    ("build-recommendations", build_recommendations_stage),
+    ("evaluate-recommendations", evaluate_recommendations_stage),
 ]
 
 

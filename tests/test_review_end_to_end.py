@@ -1,6 +1,6 @@
 """Generate -> ingest -> transform -> train-review -> score-reviews on small planted data.
 
-One module-scoped run (about 2,000 orders, a one-point grid) feeds every test.
+One module-scoped run (about 6,000 orders, a one-point grid, two baselines) feeds every test.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from ecomrec_spark.review.score import score_reviews
 from ecomrec_spark.review.train import train_review
 from ecomrec_spark.transform.run import transform
 
-ORDERS = 2000
+ORDERS = 6000  # enough training orders for the trees to find the planted interactions
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +29,8 @@ def run(spark, tmp_path_factory):
     cfg = load_config(None, [
         f"paths.raw={root / 'raw'}", f"paths.lake={root / 'lake'}", f"paths.reports={root / 'reports'}",
         f"generate.orders={ORDERS}", "generate.seed=11",
-        "review.grid.max_depth=[3]", "review.grid.n_estimators=[150]", "review.grid.learning_rate=[0.1]",
+        "review.baselines=[majority,logistic_regression]",  # all five run in `make demo`
+        "review.grid.max_depth=[4]", "review.grid.n_estimators=[200]", "review.grid.learning_rate=[0.1]",
         "review.grid.min_child_weight=[1.0]", "review.grid.subsample=[0.8]", "review.early_stopping_rounds=15",
     ])
     truth = generate_dataset(spark, cfg["paths"]["raw"], cfg["generate"])
@@ -44,26 +45,29 @@ def _by_model(summary, target):
     return {(r["model"], r["class_weights"]): r for r in summary["results"][target]}
 
 
-def test_tuned_xgboost_reaches_the_bayes_ceiling_and_beats_the_majority_class(run):
-    """On the planted data the Bayes-optimal classifier is only a few points above the majority class
-    (noisy ordered-logit scores), so the margin that can exist is in macro-F1 and AUC, not accuracy;
-    logistic regression is the generator's own model family and is expected to be close (docs/review_model.md)."""
+def test_tuned_xgboost_beats_majority_and_logistic_regression_near_the_bayes_ceiling(run):
+    """The generator plants steps and interactions (a lateness threshold, category-dependent tolerance of
+    slow delivery, a freight penalty only cheap orders feel) that a linear model cannot express, so the tuned
+    trees must beat logistic regression clearly where the signal is: the satisfied target's macro-F1."""
     res = _by_model(run["summary"], "score")
     xgb, majority = res[("xgboost_tuned", "unweighted")], res[("majority", "unweighted")]
     lr, bayes = res[("logistic_regression", "unweighted")], res[("bayes_optimal", "-")]
     print(json.dumps(run["summary"]["results"], indent=1, default=str))  # shown with -s / on failure
-    assert xgb["macro_f1"] > majority["macro_f1"] + 0.05
-    assert xgb["accuracy"] >= majority["accuracy"]
-    assert xgb["accuracy"] >= bayes["accuracy"] - 0.03  # within noise of the ceiling
+    assert xgb["macro_f1"] > majority["macro_f1"] + 0.08
+    assert xgb["accuracy"] > majority["accuracy"] + 0.02
+    assert xgb["accuracy"] >= bayes["accuracy"] - 0.04  # within noise of the ceiling
     assert xgb["accuracy"] <= bayes["expected_accuracy"] + 0.05
-    assert xgb["accuracy"] >= lr["accuracy"] - 0.02 and xgb["macro_f1"] >= lr["macro_f1"] - 0.02
+    assert xgb["macro_f1"] >= lr["macro_f1"] - 0.02  # the 5-class margin is small: most orders sit in class 5
     sat = _by_model(run["summary"], "satisfied")
     xs, ms, ls, bs = (sat[k] for k in (("xgboost_tuned", "unweighted"), ("majority", "unweighted"),
                                          ("logistic_regression", "unweighted"), ("bayes_optimal", "-")))
     assert ms["roc_auc"] == pytest.approx(0.5)
-    assert xs["roc_auc"] > ms["roc_auc"] + 0.1 and xs["roc_auc"] >= ls["roc_auc"] - 0.03
+    assert xs["roc_auc"] > ms["roc_auc"] + 0.15
     assert xs["roc_auc"] >= bs["roc_auc"] - 0.06
-    # class weights trade accuracy for the unhappy class: its recall goes up
+    assert xs["macro_f1"] > ms["macro_f1"] + 0.2
+    assert xs["macro_f1"] > ls["macro_f1"] + 0.025  # the clear margin over LR (0.657 vs 0.625 at seed 11)
+    assert xs["accuracy"] > ls["accuracy"] and xs["accuracy"] > ms["accuracy"] + 0.04
+    # class weights trade accuracy for the unhappy class: macro-F1 goes up
     assert sat[("xgboost_tuned", "weighted")]["macro_f1"] > xs["macro_f1"]
 
 
@@ -74,7 +78,7 @@ def test_model_folder_metadata_and_metrics_table(spark, run):
     meta = persist.load_metadata(spark, lake)
     assert meta["features"][-2:] == ["category", "order_status"] and meta["targets"] == ["score", "satisfied"]
     assert meta["code_version"]["package"] and set(meta["training_data"]["rows"]) == {"train", "validation", "test"}
-    assert meta["params"]["score"]["max_depth"] == 3
+    assert meta["params"]["score"]["max_depth"] == 4
     assert set(meta["importance_gain"]["score"]) >= {"late_days", "category_index"}
     assert max(meta["importance_gain"]["score"], key=meta["importance_gain"]["score"].get) in (
         "is_late", "late_days", "delivery_delay_days", "early_days", "is_delivered", "order_status_index")

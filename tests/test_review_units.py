@@ -189,3 +189,17 @@ def test_review_config_errors_name_the_key():
         load_config(None, ["review.targets=[stars]"])
     assert load_config(REPO / "conf" / "emr.yaml", ["paths.raw=s3://b/raw", "paths.lake=s3://b/lake",
                                                      "paths.generated=s3://b/g", "paths.reports=s3://b/r"])["review"]["num_workers"] == 1
+
+
+@pytest.mark.parametrize("name", ["logistic_regression", "decision_tree", "random_forest", "gbt"])
+def test_every_baseline_learns_the_lateness_rule(spark, tiny_rows, name):
+    """Late orders get labels 0..1 and on-time ones 3..4: every baseline must predict the late ones lower
+    (the end-to-end test runs only majority and LR to stay fast)."""
+    from ecomrec_spark.review.train import baseline_estimator
+
+    rows = tiny_rows.withColumn(D.LABEL_SCORE, (F.when(F.col("is_late") == 1.0, 0).otherwise(3)
+                                                + F.length("order_id") % 2).cast("double"))
+    model = baseline_estimator(name, D.LABEL_SCORE, 5).fit(rows)
+    means = {r["is_late"]: r["p"] for r in model.transform(rows).groupBy("is_late").agg(
+        F.avg("prediction").alias("p")).collect()}
+    assert means[1.0] < means[0.0] - 2.0

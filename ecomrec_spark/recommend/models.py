@@ -1,0 +1,241 @@
+"""Fit every recommender on one set of inputs and return raw candidate lists.
+
+Used twice with the same code: by the build job on all the data, and by the
+evaluation job on the data before the split time.  Each model returns
+``customer_id, product_id, score, rank, reason`` with ``candidates`` rows per
+customer (more than ``k``, so the business filters still leave ``k``);
+:func:`finalize` applies the filters, re-ranks, blends light users with
+popularity and fills customers without a list from the popularity fallback.
+
+Models
+------
+``knn``      customer vector -> nearest product vectors (:mod:`.vectors`, :mod:`.knn`)
+``hybrid``   the knn candidates re-ranked by similarity, predicted review score and price fit (:mod:`.hybrid`)
+``als``      implicit ALS ``recommendForAllUsers`` (:mod:`.als`)
+``content``  TF-IDF customer profile -> nearest product texts (:mod:`.content`)
+``popular``  the overall popularity list, for everyone (the baseline and the fallback)
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from ecomrec_spark import columns as C
+from ecomrec_spark.recommend import filters, knn, popularity
+from ecomrec_spark.recommend.interactions import TS, build_interactions, purchases
+
+log = logging.getLogger(__name__)
+
+MODELS = ("knn", "hybrid", "als", "content", "popular")
+PERSONAL = ("knn", "hybrid", "als", "content")
+REASONS = {
+    "knn": "close to the customer's purchase profile",
+    "hybrid": "close to the profile, well reviewed, in the customer's price range",
+    "als": "bought by customers with similar purchases",
+    "content": "described like products the customer bought",
+}
+REC_COLUMNS = [C.CUSTOMER_ID, C.PRODUCT_ID, "score", "rank", "reason"]
+
+
+@dataclass
+class Inputs:
+    """What the recommenders read; ``events``, ``reviews``, ``review_scores`` and ``customers`` are optional."""
+
+    lines: DataFrame  # order lines (gold order_features or silver order_lines)
+    catalogue: DataFrame  # silver products: product_id, category, brand, title, description, ...
+    events: DataFrame | None = None
+    reviews: DataFrame | None = None
+    review_scores: DataFrame | None = None  # gold product_review_scores
+    customers: DataFrame | None = None  # silver customers: customer_id, region
+
+
+@dataclass
+class Fitted:
+    """Raw candidate lists per model plus what the build job also writes (similar items, vectors)."""
+
+    candidates: dict[str, DataFrame]
+    interactions: DataFrame
+    bought: DataFrame
+    attributes: DataFrame
+    popular: DataFrame
+    similar: dict[str, DataFrame] = field(default_factory=dict)
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def product_attributes(bought: DataFrame, catalogue: DataFrame, review_scores: DataFrame | None) -> DataFrame:
+    """``product_id, category, avg_price, n_orders, predicted_mean_score`` from the given purchases only."""
+    sales = bought.groupBy(C.PRODUCT_ID).agg(F.avg(C.PRICE).alias("avg_price"),
+                                             F.countDistinct(C.ORDER_ID).alias("n_orders"))
+    cat = catalogue.select(C.PRODUCT_ID, C.CATEGORY).dropDuplicates([C.PRODUCT_ID])
+    out = (cat.join(sales, C.PRODUCT_ID, "full")
+           .withColumn(C.CATEGORY, F.coalesce(F.col(C.CATEGORY), F.lit(C.UNKNOWN_CATEGORY)))
+           .fillna({"n_orders": 0}))
+    if review_scores is not None:
+        out = out.join(review_scores.select(C.PRODUCT_ID, "predicted_mean_score"), C.PRODUCT_ID, "left")
+    else:
+        out = out.withColumn("predicted_mean_score", F.lit(None).cast("double"))
+    return out
+
+
+def nearest(queries: DataFrame, items: DataFrame, n: int, kcfg: Mapping[str, Any], seed: int,
+            exclude_self: bool = False, item_out: str | None = None) -> tuple[DataFrame, dict[str, Any]]:
+    """Top-``n`` items per query by the configured method; ``auto`` is exact for small catalogues, else LSH."""
+    n_items = items.count()  # one aggregate: decides the method
+    method = kcfg["method"]
+    if method == "auto":
+        method = "exact" if n_items <= kcfg["exact_max_products"] else "lsh"
+    kw: dict[str, Any] = {"query_col": queries.columns[0], "item_col": C.PRODUCT_ID, "exclude_self": exclude_self}
+    if item_out:
+        kw["item_out"] = item_out
+    if method == "exact":
+        return knn.exact_top_k(queries, items, n, **kw), {"method": "exact", "n_items": n_items}
+    params = knn.lsh_params(items, queries, n, target_recall=kcfg["target_recall"], seed=seed,
+                            query_col=queries.columns[0], exclude_self=exclude_self)
+    out = knn.lsh_top_k(queries, items, n, params["bucket_length"], params["num_tables"], params["threshold"],
+                        seed=seed, **kw)
+    return out, {"method": "lsh", "n_items": n_items, **{k: params[k] for k in ("bucket_length", "num_tables",
+                                                                                 "threshold", "sample_recall")
+                                                          if k in params}}
+
+
+def _as_recs(df: DataFrame, model: str, score_col: str = "similarity") -> DataFrame:
+    return df.select(C.CUSTOMER_ID, C.PRODUCT_ID, F.col(score_col).cast("double").alias("score"),
+                     F.col("rank").cast("int").alias("rank"), F.lit(REASONS[model]).alias("reason"))
+
+
+def fit_models(spark: SparkSession, inputs: Inputs, rc: Mapping[str, Any], models: tuple[str, ...] = MODELS,
+               as_of: dt.datetime | None = None, tune_truth: DataFrame | None = None) -> Fitted:
+    """Fit the requested models on ``inputs`` and return their raw candidate lists.
+
+    ``tune_truth`` (customer_id, product_id of a later period) makes the hybrid
+    weights come from :func:`~.hybrid.tune_weights` on the knn candidates;
+    without it the configured weights are used.
+    """
+    from ecomrec_spark.recommend import als, content, hybrid, vectors
+
+    ic, seed, n_cand = rc["interactions"], rc["seed"], rc["k"] + rc["candidates"]
+    bought = purchases(inputs.lines).cache()
+    inter = build_interactions(
+        inputs.lines, inputs.events, inputs.reviews, as_of=as_of, half_life_days=ic["half_life_days"],
+        purchase_weight=ic["purchase_weight"], max_quantity=ic["max_quantity"], event_weights=ic["event_weights"],
+        review_weight=ic["review_weight"]).cache()
+    attrs = product_attributes(bought, inputs.catalogue, inputs.review_scores).cache()
+    pop_k = max(n_cand, rc["popularity"]["top_n"])
+    trending = None
+    if as_of is not None or bought.limit(1).count():
+        end = as_of or bought.agg(F.max(TS)).first()[0]  # one aggregate row
+        trending = popularity.trending_items(bought, end + dt.timedelta(seconds=1), rc["popularity"]["trending_days"],
+                                             pop_k, ts_col=TS)
+    popular = popularity.popular_table(bought, pop_k, trending=trending).cache()
+    out = Fitted(candidates={}, interactions=inter, bought=bought, attributes=attrs, popular=popular)
+    # the popularity list is always built: it is also the fallback for customers without history
+    overall = popular.where(F.col(popularity.SCOPE) == popularity.OVERALL).select(C.PRODUCT_ID, F.col("rank").alias("_r"))
+    out.candidates["popular"] = (inter.select(C.CUSTOMER_ID).distinct().crossJoin(F.broadcast(overall))
+                                 .select(C.CUSTOMER_ID, C.PRODUCT_ID, (F.lit(1.0) / F.col("_r")).alias("score"),
+                                         F.col("_r").alias("rank"), F.lit(popularity.REASON_POPULAR).alias("reason")))
+    if set(models) & {"knn", "hybrid", "als"}:
+        a = rc["als"]
+        fitted = als.fit_als(inter, rank=a["rank"], reg_param=a["reg_param"], alpha=a["alpha"], max_iter=a["max_iter"],
+                             seed=seed)
+        out.info["als"] = dict(fitted.params)
+        if "als" in models:
+            out.candidates["als"] = _as_recs(als.recommend_all(fitted, n_cand, margin=0), "als", "score")
+        if set(models) & {"knn", "hybrid"}:
+            pv = vectors.product_vectors(als.item_factors(fitted), attrs, rc["vectors"]).cache()
+            cv = vectors.customer_vectors(inter, pv)
+            cand, info = nearest(cv, pv, n_cand, rc["knn"], seed)
+            cand = cand.cache()
+            out.info["knn"] = info
+            out.candidates["knn"] = _as_recs(cand, "knn")
+            sim, _ = nearest(pv.withColumnRenamed(C.PRODUCT_ID, "_query"), pv, rc["similar_items"], rc["knn"], seed,
+                             exclude_self=True, item_out="similar_product_id")
+            out.similar["knn"] = sim.withColumnRenamed("_query", C.PRODUCT_ID)
+            if "hybrid" in models:
+                terms = hybrid.with_terms(cand, attrs, vectors.customer_price(inter, attrs)).cache()
+                weights = dict(rc["hybrid"]["weights"])
+                if tune_truth is not None and rc["hybrid"]["tune"]:
+                    weights, grid = hybrid.tune_weights(terms, tune_truth, rc["hybrid"]["grid"], rc["k"])
+                    out.info["hybrid_grid"] = grid
+                out.info["hybrid_weights"] = weights
+                out.candidates["hybrid"] = _as_recs(hybrid.hybrid_scores(terms, weights), "hybrid", "score")
+    if "content" in models:
+        cc = rc["content"]
+        text = content.product_text(inputs.catalogue, reviews=inputs.reviews, lines=inputs.lines)
+        tfidf, _ = content.tfidf_vectors(text, vocab_size=cc["vocab_size"], min_df=float(cc["min_df"]), log_empty=False)
+        tfidf = tfidf.cache()
+        profiles = content.customer_profiles(inter, tfidf)
+        ccand, info = nearest(profiles, tfidf, n_cand, rc["knn"], seed)
+        out.info["content"] = info
+        out.candidates["content"] = _as_recs(ccand, "content")
+        csim, _ = nearest(tfidf.withColumnRenamed(C.PRODUCT_ID, "_query"), tfidf, rc["similar_items"], rc["knn"], seed,
+                          exclude_self=True, item_out="similar_product_id")
+        out.similar["content"] = csim.withColumnRenamed("_query", C.PRODUCT_ID)
+    return out
+
+
+def blocked_products(spark: SparkSession, fc: Mapping[str, Any]) -> DataFrame | None:
+    """Unavailable or blacklisted products from config (a list and/or a Delta table with ``product_id``)."""
+    parts = []
+    if fc.get("blocked_products"):
+        parts.append(filters.blocked_frame(spark, fc["blocked_products"]))
+    if fc.get("blocked_table"):
+        parts.append(spark.read.format("delta").load(fc["blocked_table"]).select(C.PRODUCT_ID))
+    if not parts:
+        return None
+    out = parts[0]
+    for p in parts[1:]:
+        out = out.unionByName(p)
+    return out.distinct()
+
+
+def apply_filters(spark: SparkSession, recs: DataFrame, fitted: Fitted, fc: Mapping[str, Any]) -> DataFrame:
+    """Already bought (when configured), blocked products and the category include/exclude lists."""
+    recs = filters.exclude_purchased(recs, fitted.bought, fc["exclude_purchased"])
+    blocked = blocked_products(spark, fc)
+    if blocked is not None:
+        recs = filters.exclude_products(recs, blocked)
+    if fc["include_categories"] or fc["exclude_categories"]:
+        recs = filters.filter_categories(recs, fitted.attributes, include=fc["include_categories"] or None,
+                                         exclude=fc["exclude_categories"] or None)
+    return recs
+
+
+def finalize(spark: SparkSession, fitted: Fitted, model: str, rc: Mapping[str, Any],
+             customers: DataFrame | None = None) -> DataFrame:
+    """Filters, the light-user blend, re-rank to ``k``, and the cold-start fallback for ``customers`` without a list."""
+    k, n_cand = rc["k"], rc["k"] + rc["candidates"]
+    recs = filters.rerank(apply_filters(spark, fitted.candidates[model], fitted, rc["filters"]), n_cand)
+    popular = _filtered_popular(spark, fitted, rc)
+    if model in PERSONAL:
+        counts = fitted.interactions.groupBy(C.CUSTOMER_ID).agg(F.count(F.lit(1)).alias("n_interactions"))
+        recs = popularity.blend_for_light_users(recs, popular, counts, rc["popularity"]["min_interactions"], n_cand)
+        recs = apply_filters(spark, recs, fitted, rc["filters"])  # the blended-in popular items obey them too
+    recs = filters.rerank(recs, k)
+    if customers is not None:
+        fallback = popularity.fallback_recommendations(customers, popular, k, known=recs)
+        recs = recs.select(*REC_COLUMNS).unionByName(fallback.select(*REC_COLUMNS))
+    return recs.select(*REC_COLUMNS)
+
+
+def _filtered_popular(spark: SparkSession, fitted: Fitted, rc: Mapping[str, Any]) -> DataFrame:
+    """The popular table without blocked or filtered-out categories (re-ranked per scope): fallbacks obey the filters."""
+    from pyspark.sql import Window
+
+    fc = rc["filters"]
+    kept = fitted.popular
+    blocked = blocked_products(spark, fc)
+    if blocked is not None:
+        kept = kept.join(blocked, C.PRODUCT_ID, "left_anti")
+    if fc["include_categories"] or fc["exclude_categories"]:
+        kept = filters.filter_categories(kept, fitted.attributes, include=fc["include_categories"] or None,
+                                         exclude=fc["exclude_categories"] or None)
+    if kept is fitted.popular:
+        return kept
+    w = Window.partitionBy(popularity.SCOPE, popularity.SCOPE_VALUE).orderBy("rank", C.PRODUCT_ID)
+    return kept.withColumn("rank", F.row_number().over(w))
