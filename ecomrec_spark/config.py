@@ -43,7 +43,8 @@ SCHEMA: dict[str, Any] = {
     },
     "sources": {
         "transactions": {
-            "files": str,  # glob under <raw>/transactions
+            "folder": str,  # sub-folder of paths.raw holding the files ("." = paths.raw itself)
+            "files": str,  # glob under that folder
             "timestamp_format": str,
             "cancel_prefix": str,
             "non_product_codes": list,
@@ -102,8 +103,9 @@ SCHEMA: dict[str, Any] = {
         "als": {"rank": int, "reg_param": _NUM, "alpha": _NUM, "max_iter": int},
         "vectors": {"embedding": _NUM, "category": _NUM, "price": _NUM, "review": _NUM, "popularity": _NUM},
         "knn": {"method": str, "exact_max_products": int, "target_recall": _NUM},
-        "hybrid": {"weights": {"similarity": _NUM, "review": _NUM, "price": _NUM}, "tune": bool,
-                   "validation_days": int, "grid": {"similarity": list, "review": list, "price": list}},
+        "hybrid": {"weights": {"similarity": _NUM, "review": _NUM, "price": _NUM, "popularity": _NUM}, "tune": bool,
+                   "validation_days": int,
+                   "grid": {"similarity": list, "review": list, "price": list, "popularity": list}},
         "content": {"vocab_size": int, "min_df": _NUM},
         "rules": {"min_support": _NUM, "category_min_support": _NUM, "min_confidence": _NUM, "max_items": int},
         "popularity": {"top_n": int, "trending_days": int, "min_interactions": int},

@@ -89,7 +89,7 @@ def test_hybrid_score_arithmetic_and_tuning_picks_the_best_grid_point(spark):
     assert got["p2"].score == pytest.approx(1.5) and (got["p2"].rank, got["p1"].rank) == (1, 2)
     truth = spark.createDataFrame([("c1", "p1")], "customer_id string, product_id string")
     best, grid = hybrid.tune_weights(terms, truth, {"similarity": [1.0], "review": [0.0, 0.5], "price": [0.0]}, 1)
-    assert best == {"similarity": 1.0, "review": 0.0, "price": 0.0}  # similarity alone puts p1 first
+    assert best == {"similarity": 1.0, "review": 0.0, "price": 0.0, "popularity": 0.0}  # similarity alone: p1 first
     assert [g["ndcg_at_k"] for g in grid] == pytest.approx([1.0, 0.0])
 
 

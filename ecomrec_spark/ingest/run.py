@@ -98,9 +98,19 @@ def _count_records(spark: SparkSession, spec: TableSpec, paths: list[str]) -> Da
     return df.groupBy(F.col("_metadata.file_path").alias(SOURCE_FILE)).agg(F.count(F.lit(1)).alias("raw_records"))
 
 
-def ingest_table(spark: SparkSession, spec: TableSpec, raw_root: str, lake_root: str, run_id: str) -> list[dict[str, Any]]:
+def source_folder(cfg: Mapping[str, Any], raw_root: str, source: str) -> str:
+    """``<raw>/<source>``; generic transactions may sit elsewhere (``sources.transactions.folder``, ``.`` = raw itself)."""
+    sub = source
+    if source == "transactions":
+        sub = (cfg.get("sources", {}).get("transactions", {}) or {}).get("folder", "transactions")
+    root = raw_root.rstrip("/")
+    return root if sub in ("", ".") else f"{root}/{sub}"
+
+
+def ingest_table(spark: SparkSession, spec: TableSpec, raw_root: str, lake_root: str, run_id: str,
+                 folder: str | None = None) -> list[dict[str, Any]]:
     """Ingest the new files of one table; returns one reconciliation dict per file."""
-    folder = f"{raw_root.rstrip('/')}/{spec.source}"
+    folder = folder or f"{raw_root.rstrip('/')}/{spec.source}"
     files = list_files(spark, folder, spec.pattern)
     if not files:
         raise IngestError(f"no file matching {spec.pattern} in {folder} for table {spec.table}")
@@ -172,13 +182,14 @@ def ingest(spark: SparkSession, cfg: Mapping[str, Any], run_id: str | None = Non
     run_id = run_id or new_run_id()
     sources = cfg.get("ingest", {}).get("sources", ["olist"])
     for source in sources:
-        if not folder_exists(spark, f"{raw_root.rstrip('/')}/{source}"):
-            raise IngestError(f"source '{source}' is enabled (ingest.sources) but {raw_root}/{source}/ does not exist; "
+        folder = source_folder(cfg, raw_root, source)
+        if not folder_exists(spark, folder):
+            raise IngestError(f"source '{source}' is enabled (ingest.sources) but {folder}/ does not exist; "
                               f"put its files there or remove it with --set ingest.sources=[...]")
     rows: list[dict[str, Any]] = []
     for source in sources:
         for spec in specs_for(source, cfg):
-            rows.extend(ingest_table(spark, spec, raw_root, lake_root, run_id))
+            rows.extend(ingest_table(spark, spec, raw_root, lake_root, run_id, source_folder(cfg, raw_root, source)))
     unbalanced = [r["file"] for r in rows if not r["balanced"]]
     if unbalanced:
         raise IngestError(f"reconciliation failed (raw != bronze + quarantine) for: {', '.join(unbalanced)}")

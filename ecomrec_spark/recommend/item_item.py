@@ -22,8 +22,13 @@ In both, each candidate ``j`` keeps its ``max_neighbors`` largest weights
 ``w_ij`` (its nearest neighbours ``i``); the rest are set to zero, which bounds
 the scoring join at ``history rows x max_neighbors``.
 
-On MovieLens 100k (``bench/movielens.py``) EASE is the most accurate model of
-the project; see BENCHMARKS.md.
+:func:`fit_ease_grid` fits several ``(reg_lambda, max_neighbors)`` pairs from one
+Gram matrix (for tuning).  The EASE weight table (``n_items x max_neighbors`` rows,
+about 16 bytes each) is built on the driver and shipped with the tasks that read it;
+Spark warns about large tasks beyond 1 MB, which is expected here.
+
+On MovieLens 100k (``bench/movielens.py``) EASE (``reg_lambda`` 500) and implicit
+ALS are the most accurate models of the project; see BENCHMARKS.md.
 
 Cold start: customers without history and products outside the weight table
 (not in training, or beyond ``max_items``) get no scores - callers fall back to
@@ -32,7 +37,7 @@ than ``k`` rows.
 
 Example
 -------
->>> fitted = fit_item_item(train, method="ease", reg_lambda=300.0, max_neighbors=200)   # doctest: +SKIP
+>>> fitted = fit_item_item(train, method="ease", reg_lambda=500.0, max_neighbors=200)   # doctest: +SKIP
 >>> recs = recommend_item_item(fitted, train, 10)                                        # doctest: +SKIP
 >>> similar_items(fitted, 5).where("product_id = 'p1'").show()                           # doctest: +SKIP
 """
@@ -209,7 +214,7 @@ def _finish(triplets: DataFrame, product_ids: DataFrame, n_items: int, params: d
     return FittedItemItem(weights=weights, params=params)
 
 
-def fit_item_item(interactions: DataFrame, method: str = "ease", reg_lambda: float = 300.0,
+def fit_item_item(interactions: DataFrame, method: str = "ease", reg_lambda: float = 500.0,
                   max_neighbors: int | None = 200, max_items: int = 10_000, binary: bool = True) -> FittedItemItem:
     """Learn item-item weights from ``(customer_id, product_id[, weight])`` interactions.
 

@@ -23,6 +23,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
@@ -176,6 +177,8 @@ def fit_models(spark: SparkSession, inputs: Inputs, rc: Mapping[str, Any], model
         csim, _ = nearest(tfidf.withColumnRenamed(C.PRODUCT_ID, "_query"), tfidf, rc["similar_items"], rc["knn"], seed,
                           exclude_self=True, item_out="similar_product_id")
         out.similar["content"] = csim.withColumnRenamed("_query", C.PRODUCT_ID)
+    for name, cand in out.candidates.items():  # every list is read once per model and setting downstream
+        out.candidates[name] = cand.persist(StorageLevel.MEMORY_AND_DISK)
     return out
 
 

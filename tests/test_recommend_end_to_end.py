@@ -1,0 +1,159 @@
+"""Generate -> ingest -> transform -> build-recommendations -> evaluate on small planted data.
+
+One module-scoped run (about 1,500 orders, exact KNN, a two-point hybrid grid) feeds every test.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pyspark.sql import Window
+from pyspark.sql import functions as F
+
+from ecomrec_spark import lake as lk
+from ecomrec_spark.config import load_config
+from ecomrec_spark.generate.dataset import generate_dataset
+from ecomrec_spark.ingest.run import ingest
+from ecomrec_spark.recommend.evaluate import evaluate
+from ecomrec_spark.recommend.run import recommend
+from ecomrec_spark.transform.run import transform
+
+ORDERS = 1500
+K = 10
+
+
+@pytest.fixture(scope="module")
+def run(spark, tmp_path_factory):
+    root = tmp_path_factory.mktemp("rec_e2e")
+    cfg = load_config(None, [
+        f"paths.raw={root / 'raw'}", f"paths.lake={root / 'lake'}", f"paths.reports={root / 'reports'}",
+        f"generate.orders={ORDERS}", "generate.seed=5", "recommend.als.max_iter=5", "recommend.als.rank=8",
+        "recommend.hybrid.grid.review=[0.0]", "recommend.hybrid.grid.price=[0.0]", "recommend.hybrid.grid.popularity=[0.0,1.0]",
+        "recommend.evaluate.models=[hybrid,als,popular,random]",
+        "recommend.rules.min_support=0.0015",  # at least 2 of about 1,400 baskets
+    ])
+    generate_dataset(spark, cfg["paths"]["raw"], cfg["generate"])
+    ingest(spark, cfg)
+    transform(spark, cfg)
+    lake = cfg["paths"]["lake"]
+    # a never-seen customer with a known region: the fallback must serve them
+    cust = lk.read(spark, lake, "silver", "customers")
+    ghost = cust.limit(1).select(F.lit("ghost-customer-1").alias("customer_id"), *[c for c in cust.columns if c != "customer_id"])
+    lk.overwrite(cust.unionByName(ghost), lake, "silver", "customers")
+    built = recommend(spark, cfg)
+    recs_v1 = lk.read(spark, lake, "gold", "recommendations").drop("generated_at", "model_version").cache()
+    recs_v1.count()
+    evaluated = evaluate(spark, cfg)
+    return {"cfg": cfg, "built": built, "evaluated": evaluated, "root": root, "recs_v1": recs_v1}
+
+
+def _gold(spark, run, table):
+    return lk.read(spark, run["cfg"]["paths"]["lake"], "gold", table)
+
+
+def test_every_model_gives_k_ranked_unbought_products_per_customer(spark, run):
+    recs = _gold(spark, run, "recommendations")
+    assert set(recs.columns) == {"customer_id", "rank", "product_id", "score", "model", "reason", "generated_at",
+                                 "model_version"}
+    assert {r["model"] for r in recs.select("model").distinct().collect()} == {"knn", "hybrid", "als", "content", "popular"}
+    per = recs.groupBy("model", "customer_id").agg(F.count("*").alias("n"), F.countDistinct("product_id").alias("d"),
+                                                   F.min("rank").alias("lo"), F.max("rank").alias("hi"))
+    assert per.where((F.col("n") != K) | (F.col("d") != K) | (F.col("lo") != 1) | (F.col("hi") != K)).count() == 0
+    lines = spark.read.format("delta").load(f"{run['cfg']['paths']['lake']}/silver/order_lines")
+    bought = lines.where(~F.col("order_status").isin("canceled", "unavailable")).select("customer_id", "product_id")
+    assert recs.join(bought, ["customer_id", "product_id"], "left_semi").count() == 0  # exclude_purchased is on
+    # the score order agrees with the rank
+    w = Window.partitionBy("model", "customer_id").orderBy("rank")
+    assert recs.withColumn("prev", F.lag("score").over(w)).where(F.col("score") > F.col("prev") + 1e-12).count() == 0
+
+
+def test_never_seen_customer_gets_the_regional_fallback(spark, run):
+    recs = _gold(spark, run, "recommendations").where(F.col("customer_id") == "ghost-customer-1")
+    assert {r["model"] for r in recs.select("model").distinct().collect()} == {"popular"}
+    reasons = {r["reason"] for r in recs.select("reason").distinct().collect()}
+    assert reasons <= {"popular_in_region", "popular"} and "popular_in_region" in reasons
+    assert recs.count() == K
+
+
+def test_planted_taste_reaches_the_lists(spark, run):
+    """Generated customers buy mostly from one or two preferred categories: knn lists must follow their top
+    category far more often than the popular list does."""
+    recs = _gold(spark, run, "recommendations")
+    prods = _gold(spark, run, "product_features").select("product_id", "category")
+    top = _gold(spark, run, "customer_features").where(F.col("frequency") >= 2).select("customer_id", "top_category")
+    share = (recs.join(top, "customer_id").join(prods, "product_id").groupBy("model")
+             .agg(F.avg((F.col("category") == F.col("top_category")).cast("double")).alias("s")))
+    s = {r["model"]: r["s"] for r in share.collect()}
+    assert s["knn"] > s["popular"] + 0.3 and s["hybrid"] > s["popular"] + 0.3 and s["content"] > s["popular"] + 0.3
+
+
+def test_similar_items_rules_and_popular_tables(spark, run):
+    sim = _gold(spark, run, "similar_items")
+    assert sim.where(F.col("product_id") == F.col("similar_product_id")).count() == 0
+    assert {r["model"] for r in sim.select("model").distinct().collect()} == {"knn", "content"}
+    rules = _gold(spark, run, "association_rules")
+    assert {r["level"] for r in rules.select("level").distinct().collect()} >= {"product", "category"}
+    assert rules.where((F.col("lift") <= 0) | ~F.col("confidence").between(0, 1) | ~F.col("support").between(0, 1)).count() == 0
+    # the generator plants complementary products (_truth/complements.csv): most product rules must be those pairs
+    comp = spark.read.csv(str(Path(run["cfg"]["paths"]["raw"]) / "_truth" / "complements.csv"), header=True)
+    pairs = comp.select(F.col("product_id").alias("a"), F.col("complement_product_id").alias("b"))
+    pairs = pairs.unionByName(pairs.select(F.col("b").alias("a"), F.col("a").alias("b")))
+    product_rules = rules.where("level = 'product' AND baskets = 'orders'").select(
+        F.col("antecedent")[0].alias("a"), F.col("consequent")[0].alias("b"))
+    n_rules = product_rules.count()
+    assert n_rules > 0 and product_rules.join(pairs, ["a", "b"], "left_semi").count() / n_rules > 0.5
+    pop = _gold(spark, run, "popular_items")
+    assert {r["scope"] for r in pop.select("scope").distinct().collect()} == {"overall", "category", "region", "trending"}
+
+
+def test_rebuild_gives_the_same_lists(spark, run):
+    recommend(spark, run["cfg"])
+    again = _gold(spark, run, "recommendations").drop("generated_at", "model_version")
+    v1 = run["recs_v1"]
+    assert again.count() == v1.count()
+    assert again.exceptAll(v1).count() == 0 and v1.exceptAll(again).count() == 0
+
+
+def test_evaluation_metrics_table_and_planted_signal(spark, run):
+    e = run["evaluated"]
+    rows = {(r["model"], r["setting"]): r for r in e["results"]}
+    assert set(rows) == {(m, s) for m in ("hybrid", "als", "popular", "random") for s in ("all", "new")}
+    for r in rows.values():
+        for key in ("precision_at_k", "recall_at_k", "ndcg_at_k", "map_at_k", "hit_rate", "coverage"):
+            assert 0.0 <= r[key] <= 1.0
+    # personal models beat random on the planted preferences
+    assert rows[("hybrid", "new")]["ndcg_at_k"] > rows[("random", "new")]["ndcg_at_k"]
+    assert rows[("random", "new")]["coverage"] > rows[("popular", "new")]["coverage"]
+    table = spark.read.format("delta").load(e["table"]).where(F.col("run_id") == e["run_id"])
+    assert table.count() == len(e["results"])
+    assert Path(e["report"]).read_text().count("| hybrid |") == 2
+
+
+def test_recommend_cli_known_unknown_and_blocked(spark, run, capsys):
+    from ecomrec_spark.cli import main
+
+    cfg = run["cfg"]
+    args = ["--set", f"paths.lake={cfg['paths']['lake']}", "--set", f"paths.raw={cfg['paths']['raw']}"]
+    known = _gold(spark, run, "recommendations").where("model = 'hybrid' AND rank = 1").orderBy("customer_id").first()
+    assert main(["recommend", "--customer-id", known["customer_id"], "--model", "hybrid", "--k", "3", *args]) == 0
+    out = capsys.readouterr().out
+    assert f"customer {known['customer_id']}, model hybrid" in out and known["product_id"] in out
+    assert main(["recommend", "--customer-id", "never-seen-42", *args]) == 0
+    assert "popularity fallback" in capsys.readouterr().out
+
+
+def test_blocked_products_and_category_filter(spark, run, tmp_path):
+    from ecomrec_spark.recommend import models as M
+    from ecomrec_spark.recommend.run import load_inputs
+
+    cfg = run["cfg"]
+    top = _gold(spark, run, "popular_items").where("scope = 'overall' AND rank = 1").first()["product_id"]
+    rc = {**cfg["recommend"], "models": ["als", "popular"],
+          "filters": {**cfg["recommend"]["filters"], "blocked_products": [top], "exclude_categories": ["toys"]}}
+    fitted = M.fit_models(spark, load_inputs(spark, cfg["paths"]["lake"]), rc, ("als", "popular"))
+    for model in ("als", "popular"):
+        recs = M.finalize(spark, fitted, model, rc)
+        assert recs.where(F.col("product_id") == top).count() == 0
+        toys = fitted.attributes.where("category = 'toys'").select("product_id")
+        assert recs.join(toys, "product_id", "left_semi").count() == 0
