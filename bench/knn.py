@@ -59,6 +59,7 @@ if str(REPO_ROOT) not in sys.path:  # `python bench/knn.py` from anywhere
     sys.path.insert(0, str(REPO_ROOT))
 
 from bench.etl import TreeRssSampler, machine_info, versions  # noqa: E402  (reuse the etl header helpers)
+from bench.sections import write_section  # noqa: E402
 
 log = logging.getLogger("bench.knn")
 
@@ -518,13 +519,7 @@ def render(meta: Mapping[str, Any], runs: Sequence[Mapping[str, Any]], gen: Mapp
 
 def write_markdown(path: Path, section: str) -> None:
     """Replace the knn section of ``path`` (append it when absent); other sections are left alone."""
-    text = path.read_text() if path.is_file() else "# Benchmarks\n"
-    if START_MARK in text and END_MARK in text:
-        head, rest = text.split(START_MARK, 1)
-        text = head + section.rstrip("\n") + rest.split(END_MARK, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    path.write_text(text)
+    write_section("knn", section.strip("\n").split("\n")[1:-1], path)  # the lines between the markers
 
 
 def _sizes(text: str) -> list[tuple[int, int, str]]:

@@ -107,6 +107,7 @@ SCHEMA: dict[str, Any] = {
                    "validation_days": int,
                    "grid": {"similarity": list, "review": list, "price": list, "popularity": list}},
         "content": {"vocab_size": int, "min_df": _NUM},
+        "item_item": {"max_neighbors": int, "ease_lambda": _NUM, "max_items": int},
         "rules": {"min_support": _NUM, "category_min_support": _NUM, "min_confidence": _NUM, "max_items": int},
         "popularity": {"top_n": int, "trending_days": int, "min_interactions": int},
         "filters": {"exclude_purchased": bool, "blocked_products": list, "blocked_table": (str, type(None)),
@@ -344,7 +345,7 @@ def _check_review(r: Mapping[str, Any]) -> None:
             raise bad(f"grid.{key}", f"must be a non-empty list of {_type_name(kind)} in [{lo}, {hi}], got {values!r}")
 
 
-_REC_MODELS = ("knn", "hybrid", "als", "content", "popular")
+_REC_MODELS = ("knn", "hybrid", "als", "content", "popular", "item_knn", "ease")
 _ID_PATTERN = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 
 

@@ -4,6 +4,23 @@ Locally it fetches Delta's jars from Maven Central once into a project-local
 cache (``spark.jar_cache``) and afterwards points ``spark.jars`` at the cached
 files, so a second run downloads nothing.  On EMR ``delta_packages`` is empty
 and the cluster's own Delta is used.
+
+S3
+--
+Every path is a URI: ``s3://`` on EMR (EMRFS, nothing to add) and ``s3a://``
+locally.  When a configured path is ``s3a://`` and the factory manages the jars
+(``delta_packages`` is not empty), it also fetches ``hadoop-aws`` at the version
+of the Hadoop that pyspark bundles (``pyspark/jars/hadoop-client-api-*.jar``);
+Ivy brings in what it needs (the AWS SDK v2 ``bundle``, several hundred MB).
+That set has its own manifest, so the Delta-only cache stays valid.  Credentials
+come from the SDK's default chain (environment, profile, container or instance
+role); never put keys in the config.  A test or a MinIO/moto endpoint sets
+``spark.conf`` keys such as ``spark.hadoop.fs.s3a.endpoint``.
+
+Delta on S3 assumes **one writer at a time** per table (the jobs run as
+sequential steps), so Delta's default S3 LogStore (``S3SingleDriverLogStore``,
+used for ``s3``, ``s3a`` and ``s3n``) is safe.  Concurrent writers from several
+clusters would need the DynamoDB LogStore (``delta-storage-s3-dynamodb``).
 """
 
 from __future__ import annotations
@@ -16,6 +33,7 @@ import subprocess
 import sys
 from pathlib import Path
 from typing import Any, Mapping
+from urllib.parse import unquote, urlparse
 
 from ecomrec_spark.config import ConfigError
 
@@ -26,6 +44,11 @@ DELTA_CONF = {
     "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
 }
 MIN_JAVA = 17
+HADOOP_AWS = "org.apache.hadoop:hadoop-aws"
+# fs.s3a.impl needs no setting (hadoop-aws registers S3AFileSystem); the rest is per endpoint, from spark.conf.
+S3A_DEFAULTS = {
+    "spark.hadoop.fs.s3a.aws.credentials.provider": "software.amazon.awssdk.auth.credentials.DefaultCredentialsProvider",
+}
 
 
 def check_java() -> None:
@@ -46,6 +69,48 @@ def check_java() -> None:
         raise ConfigError(f"Java {major} found at {java}, but Spark 4 needs Java {MIN_JAVA}+: {hint}")
 
 
+def bundled_hadoop_version() -> str:
+    """The Hadoop version pyspark ships (``hadoop-aws`` must match it exactly).
+
+    >>> bundled_hadoop_version()  # doctest: +SKIP
+    '3.4.1'
+    """
+    import pyspark
+
+    jars = Path(pyspark.__file__).parent / "jars"
+    found = sorted(jars.glob("hadoop-client-api-*.jar"))
+    match = re.fullmatch(r"hadoop-client-api-(\d+\.\d+\.\d+)\.jar", found[0].name) if found else None
+    if not match:
+        raise ConfigError(f"no hadoop-client-api-<version>.jar in {jars}; cannot pick the matching hadoop-aws for s3a://")
+    return match.group(1)
+
+
+def s3a_packages() -> list[str]:
+    """Maven coordinates for ``s3a://``: hadoop-aws matching pyspark's Hadoop (its SDK comes transitively)."""
+    return [f"{HADOOP_AWS}:{bundled_hadoop_version()}"]
+
+
+def uses_s3a(cfg: Mapping[str, Any]) -> bool:
+    """Whether any configured path (``paths.*``, the blocked-products table) is an ``s3a://`` URI."""
+    uris = list((cfg.get("paths") or {}).values())
+    uris.append(((cfg.get("recommend") or {}).get("filters") or {}).get("blocked_table"))
+    return any(isinstance(u, str) and u.startswith("s3a://") for u in uris)
+
+
+def jar_packages(cfg: Mapping[str, Any], s3a: bool | None = None) -> list[str]:
+    """The Maven packages the factory fetches for ``cfg``; empty where the platform provides the jars (EMR).
+
+    Parameters
+    ----------
+    cfg : the validated config.
+    s3a : add the ``s3a://`` jars; ``None`` decides from the configured paths (:func:`uses_s3a`).
+    """
+    packages = list((cfg.get("spark") or {}).get("delta_packages") or [])
+    if packages and (uses_s3a(cfg) if s3a is None else s3a):
+        packages += [p for p in s3a_packages() if p not in packages]
+    return packages
+
+
 def _manifest(cache: Path, packages: list[str]) -> Path:
     key = re.sub(r"[^A-Za-z0-9_.-]+", "_", "+".join(sorted(packages)))
     return cache / f"{key}.jars"
@@ -60,14 +125,26 @@ def cached_jars(cache: Path, packages: list[str]) -> list[str] | None:
     return jars if jars and all(Path(j).is_file() for j in jars) else None
 
 
-def _record_jars(cache: Path, packages: list[str], conf: Mapping[str, str]) -> None:
-    jars = cached_jars(cache, packages) or sorted(str(p) for p in (cache / "ivy" / "jars").glob("*.jar"))
+def _resolved_jars(spark, cache: Path) -> list[str]:
+    """The jars Ivy resolved for this session (spark-submit lists them in ``spark.jars``)."""
+    ivy_jars = (cache / "ivy" / "jars").resolve()
+    listed = spark.sparkContext.getConf().get("spark.jars", "") or ""
+    jars = []
+    for uri in filter(None, listed.split(",")):
+        path = Path(unquote(urlparse(uri).path) if "://" in uri or uri.startswith("file:") else uri)
+        if path.is_file() and path.resolve().parent == ivy_jars:
+            jars.append(str(path))
+    return sorted(jars)
+
+
+def _record_jars(cache: Path, packages: list[str], jars: list[str], conf: Mapping[str, str], properties: str) -> None:
+    jars = cached_jars(cache, packages) or jars or sorted(str(p) for p in (cache / "ivy" / "jars").glob("*.jar"))
     if not jars:
         return
     _manifest(cache, packages).write_text("\n".join(jars) + "\n")
     # A properties file for plain spark-submit, whose JVM starts before our Python runs.
     lines = [f"spark.jars {','.join(jars)}"] + [f"{k} {v}" for k, v in conf.items()]
-    (cache / "spark-local.conf").write_text("\n".join(lines) + "\n")
+    (cache / properties).write_text("\n".join(lines) + "\n")
 
 
 def session_conf(cfg: Mapping[str, Any]) -> dict[str, str]:
@@ -77,6 +154,8 @@ def session_conf(cfg: Mapping[str, Any]) -> dict[str, str]:
     conf["spark.sql.shuffle.partitions"] = str(spark_cfg.get("shuffle_partitions", 8))
     conf["spark.sql.ansi.enabled"] = "true"
     conf["spark.ui.showConsoleProgress"] = "true"
+    if uses_s3a(cfg):
+        conf.update(S3A_DEFAULTS)
     if spark_cfg.get("bind_loopback"):
         conf["spark.driver.bindAddress"] = "127.0.0.1"
         conf["spark.driver.host"] = "127.0.0.1"
@@ -86,7 +165,8 @@ def session_conf(cfg: Mapping[str, Any]) -> dict[str, str]:
     return conf
 
 
-def build_session(cfg: Mapping[str, Any], app_name: str | None = None, extra_conf: Mapping[str, str] | None = None):
+def build_session(cfg: Mapping[str, Any], app_name: str | None = None, extra_conf: Mapping[str, str] | None = None,
+                  s3a: bool | None = None):
     """Build (or reuse) the configured SparkSession.
 
     Parameters
@@ -94,6 +174,8 @@ def build_session(cfg: Mapping[str, Any], app_name: str | None = None, extra_con
     cfg : the validated config from :func:`ecomrec_spark.config.load_config`.
     app_name : shown in the Spark UI and logs.
     extra_conf : settings for this session only (tests use it for a small footprint).
+    s3a : load the ``s3a://`` jars (hadoop-aws and the AWS SDK); ``None`` decides from the configured paths.
+        Jars cannot be added to a running JVM: a session started without them cannot read ``s3a://``.
     """
     from pyspark.sql import SparkSession
 
@@ -102,7 +184,10 @@ def build_session(cfg: Mapping[str, Any], app_name: str | None = None, extra_con
     base_conf = session_conf(cfg)
     conf = {**base_conf, **(extra_conf or {})}
     attached = "PYSPARK_GATEWAY_PORT" in os.environ  # under spark-submit the JVM already runs
-    packages = list(spark_cfg.get("delta_packages") or [])
+    want_s3a = uses_s3a(cfg) if s3a is None else s3a
+    packages = jar_packages(cfg, want_s3a)
+    if want_s3a:
+        conf = {**S3A_DEFAULTS, **conf}
     cache = Path(spark_cfg.get("jar_cache") or ".cache/jars")
     if master and str(master).startswith("local") and not attached:
         check_java()
@@ -118,7 +203,8 @@ def build_session(cfg: Mapping[str, Any], app_name: str | None = None, extra_con
             cache.mkdir(parents=True, exist_ok=True)
             conf["spark.jars.packages"] = ",".join(packages)
             conf["spark.jars.ivy"] = str((cache / "ivy").resolve())
-            log.info("fetching %s from Maven Central into %s (once)", packages, cache)
+            log.info("fetching %s from Maven Central into %s (once%s)", packages, cache,
+                     "; the AWS SDK bundle is several hundred MB" if any(p.startswith(HADOOP_AWS) for p in packages) else "")
 
     builder = SparkSession.builder.appName(app_name or spark_cfg.get("app_name", "ecomrec"))
     if master and not attached:
@@ -128,8 +214,15 @@ def build_session(cfg: Mapping[str, Any], app_name: str | None = None, extra_con
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel(spark_cfg.get("log_level", "WARN"))
     if packages and not attached:
-        _record_jars(cache, packages, {"spark.master": str(master), **base_conf} if master else base_conf)
+        s3a_jars = any(p.startswith(HADOOP_AWS) for p in packages)
+        # Per-run endpoint settings (a test's moto port) stay out of the shared properties file.
+        fixed = {k: v for k, v in base_conf.items() if not k.startswith("spark.hadoop.fs.s3a.") or k in S3A_DEFAULTS}
+        props = {**({"spark.master": str(master)} if master else {}), **(S3A_DEFAULTS if s3a_jars else {}), **fixed}
+        _record_jars(cache, packages, _resolved_jars(spark, cache), props,
+                     "spark-local-s3a.conf" if s3a_jars else "spark-local.conf")
     _check_delta(spark, cache)
+    if want_s3a:
+        _check_s3a(spark, cache)
     return spark
 
 
@@ -145,9 +238,27 @@ def _check_delta(spark, cache: Path) -> None:
         ) from None
 
 
-def fetch_jars(conf_file: str | None = None) -> None:
-    """Download the configured Delta jars into the project cache (what ``make jars`` runs)."""
+def _check_s3a(spark, cache: Path) -> None:
+    from py4j.java_gateway import JavaClass
+
+    if not isinstance(spark._jvm.org.apache.hadoop.fs.s3a.S3AFileSystem, JavaClass):
+        raise ConfigError(
+            "hadoop-aws is not on Spark's classpath, so s3a:// paths cannot be read. Locally run `make jars-s3a`, then "
+            f"spark-submit --properties-file {cache / 'spark-local-s3a.conf'} jobs/<job>.py ...; "
+            "in a session that was started without it, jars cannot be added: start a new process."
+        ) from None
+
+
+def fetch_jars(conf_file: str | None = None, s3a: bool = False) -> None:
+    """Download the configured jars into the project cache (what ``make jars`` and ``make jars-s3a`` run).
+
+    Parameters
+    ----------
+    conf_file : the YAML config (default ``conf/local.yaml``).
+    s3a : also fetch hadoop-aws and the AWS SDK bundle for ``s3a://`` paths.
+    """
     from ecomrec_spark.config import load_config
 
-    spark = build_session(load_config(conf_file), app_name="ecomrec-fetch-jars", extra_conf={"spark.ui.showConsoleProgress": "false"})
+    spark = build_session(load_config(conf_file), app_name="ecomrec-fetch-jars", extra_conf={"spark.ui.showConsoleProgress": "false"},
+                          s3a=s3a or None)
     spark.stop()

@@ -14,6 +14,8 @@ Models
 ``als``      implicit ALS ``recommendForAllUsers`` (:mod:`.als`)
 ``content``  TF-IDF customer profile -> nearest product texts (:mod:`.content`)
 ``popular``  the overall popularity list, for everyone (the baseline and the fallback)
+``item_knn`` cosine item-kNN on co-purchases (:mod:`.item_item`), the classic baseline
+``ease``     EASE closed-form item model (:mod:`.item_item`), the most accurate on MovieLens
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from pyspark import StorageLevel
+from pyspark.ml.functions import vector_to_array
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
@@ -33,13 +36,15 @@ from ecomrec_spark.recommend.interactions import TS, build_interactions, purchas
 
 log = logging.getLogger(__name__)
 
-MODELS = ("knn", "hybrid", "als", "content", "popular")
-PERSONAL = ("knn", "hybrid", "als", "content")
+MODELS = ("knn", "hybrid", "als", "content", "popular", "item_knn", "ease")
+PERSONAL = ("knn", "hybrid", "als", "content", "item_knn", "ease")
 REASONS = {
     "knn": "close to the customer's purchase profile",
     "hybrid": "close to the profile, well reviewed, in the customer's price range",
     "als": "bought by customers with similar purchases",
     "content": "described like products the customer bought",
+    "item_knn": "often bought by the buyers of the customer's products",
+    "ease": "completes the customer's basket (EASE item model)",
 }
 REC_COLUMNS = [C.CUSTOMER_ID, C.PRODUCT_ID, "score", "rank", "reason"]
 
@@ -86,21 +91,27 @@ def product_attributes(bought: DataFrame, catalogue: DataFrame, review_scores: D
 
 def nearest(queries: DataFrame, items: DataFrame, n: int, kcfg: Mapping[str, Any], seed: int,
             exclude_self: bool = False, item_out: str | None = None) -> tuple[DataFrame, dict[str, Any]]:
-    """Top-``n`` items per query by the configured method; ``auto`` is exact for small catalogues, else LSH."""
+    """Top-``n`` items per query by the configured method.
+
+    ``auto`` is exact while the broadcast item matrix stays under
+    ``exact_max_products x 64`` floats (200,000 products at the KNN vectors'
+    ~50 dimensions, fewer for 2,000-term TF-IDF vectors), else LSH.
+    """
     n_items = items.count()  # one aggregate: decides the method
+    dim = items.select(F.size(vector_to_array(knn.FEATURES)).alias("d")).first()["d"] if n_items else 0
     method = kcfg["method"]
     if method == "auto":
-        method = "exact" if n_items <= kcfg["exact_max_products"] else "lsh"
+        method = "exact" if n_items * dim <= kcfg["exact_max_products"] * 64 else "lsh"
     kw: dict[str, Any] = {"query_col": queries.columns[0], "item_col": C.PRODUCT_ID, "exclude_self": exclude_self}
     if item_out:
         kw["item_out"] = item_out
     if method == "exact":
-        return knn.exact_top_k(queries, items, n, **kw), {"method": "exact", "n_items": n_items}
+        return knn.exact_top_k(queries, items, n, **kw), {"method": "exact", "n_items": n_items, "dim": dim}
     params = knn.lsh_params(items, queries, n, target_recall=kcfg["target_recall"], seed=seed,
                             query_col=queries.columns[0], exclude_self=exclude_self)
     out = knn.lsh_top_k(queries, items, n, params["bucket_length"], params["num_tables"], params["threshold"],
                         seed=seed, **kw)
-    return out, {"method": "lsh", "n_items": n_items, **{k: params[k] for k in ("bucket_length", "num_tables",
+    return out, {"method": "lsh", "n_items": n_items, "dim": dim, **{k: params[k] for k in ("bucket_length", "num_tables",
                                                                                  "threshold", "sample_recall")
                                                           if k in params}}
 
@@ -177,6 +188,16 @@ def fit_models(spark: SparkSession, inputs: Inputs, rc: Mapping[str, Any], model
         csim, _ = nearest(tfidf.withColumnRenamed(C.PRODUCT_ID, "_query"), tfidf, rc["similar_items"], rc["knn"], seed,
                           exclude_self=True, item_out="similar_product_id")
         out.similar["content"] = csim.withColumnRenamed("_query", C.PRODUCT_ID)
+    for name, method in (("item_knn", "cosine"), ("ease", "ease")):
+        if name in models:
+            from ecomrec_spark.recommend import item_item
+
+            ii = rc["item_item"]
+            fitted_ii = item_item.fit_item_item(inter, method=method, reg_lambda=ii["ease_lambda"],
+                                                max_neighbors=ii["max_neighbors"], max_items=ii["max_items"])
+            out.info[name] = fitted_ii.params
+            out.candidates[name] = _as_recs(item_item.recommend_item_item(fitted_ii, inter, n_cand, exclude_history=False),
+                                            name, "score")
     for name, cand in out.candidates.items():  # every list is read once per model and setting downstream
         out.candidates[name] = cand.persist(StorageLevel.MEMORY_AND_DISK)
     return out

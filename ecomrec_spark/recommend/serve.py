@@ -18,7 +18,7 @@ from ecomrec_spark import lake as lk
 from ecomrec_spark.recommend.popularity import OVERALL, SCOPE
 
 CUSTOMER_ID_PATTERN = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
-SERVE_MODELS = ("knn", "hybrid", "als", "content", "popular")
+SERVE_MODELS = ("knn", "hybrid", "als", "content", "popular", "item_knn", "ease")
 FALLBACK_REASON = "popular overall (customer not seen before)"
 
 

@@ -1,0 +1,20 @@
+"""Replace one marked section of BENCHMARKS.md (``<!-- name:start -->`` ... ``<!-- name:end -->``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "BENCHMARKS.md"
+
+
+def write_section(name: str, lines: list[str], path: Path = BENCHMARKS) -> None:
+    """Put ``lines`` between the section's markers, appending the section if it is new."""
+    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+    body = "\n".join([start, *lines, end])
+    text = path.read_text() if path.exists() else ""
+    if start in text and end in text:
+        head, rest = text.split(start, 1)
+        text = head + body + rest.split(end, 1)[1]
+    else:
+        text = text.rstrip("\n") + "\n\n" + body + "\n"
+    path.write_text(text)
