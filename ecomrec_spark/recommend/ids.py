@@ -12,8 +12,9 @@ maps each distinct value of a column to ``0 .. n-1`` in sort order:
   order, so the same set of ids always gets the same numbers whatever the input
   order or partitioning;
 * **dense** - the numbers are exactly ``0 .. n-1``;
-* **bounded** - it raises :class:`OverflowError` when there are more distinct
-  values than fit in a signed 32-bit int.
+* **bounded** - a value numbered beyond the signed 32-bit range fails the query
+  with a clear message (``raise_error``, checked on the executors, so no extra
+  counting pass over the data).
 
 Null ids are dropped (a model cannot learn anything for them).
 
@@ -58,21 +59,21 @@ def index_ids(df: DataFrame, col: str, out_col: str) -> DataFrame:
     -------
     DataFrame
         ``[col, out_col]``, one row per distinct non-null value, ``col`` keeps its
-        original type and value and ``out_col`` is ``int`` (not nullable), equal to the
+        original type and value and ``out_col`` is ``int``, equal to the
         value's 0-based rank in ascending order.
 
     Raises
     ------
     ValueError
         If ``col`` is missing or ``out_col`` equals ``col``.
-    OverflowError
-        If there are more than ``2**31 - 1`` distinct values.
 
     Notes
     -----
-    One ``count`` job checks the bound before numbering; ``zipWithIndex`` runs one
-    more job to size its partitions.  Cache the result when it is used more than
-    once: every evaluation recomputes ``distinct`` and the sort (with the same result).
+    With more than ``2**31 - 1`` distinct values, evaluating the result fails with
+    a Spark error naming the column (not a silent wrap-around).  ``zipWithIndex``
+    runs one job at call time to size its partitions.  Cache the result when it is
+    used more than once: every evaluation recomputes ``distinct`` and the sort (with
+    the same result).
 
     Examples
     --------
@@ -85,11 +86,10 @@ def index_ids(df: DataFrame, col: str, out_col: str) -> DataFrame:
         raise ValueError("out_col must differ from col")
     source_field = df.schema[col]
     values = df.select(col).where(F.col(col).isNotNull()).distinct().orderBy(col)
-    n = values.count()
-    if n > MAX_INT_ID:
-        raise OverflowError(f"{n:,} distinct values of {col!r} do not fit in an int id (max {MAX_INT_ID:,})")
-    log.debug("indexing %d distinct values of %s", n, col)
     numbered = values.rdd.zipWithIndex().map(lambda pair: (pair[0][0], pair[1]))
     schema = StructType([StructField(col, source_field.dataType, False), StructField(out_col, LongType(), False)])
     out = df.sparkSession.createDataFrame(numbered, schema)
-    return out.select(col, F.col(out_col).cast("int").alias(out_col))
+    idx = F.col(out_col)
+    checked = F.when(idx > F.lit(MAX_INT_ID), F.raise_error(F.lit(
+        f"index_ids: more distinct values of {col!r} than fit in an int id (max {MAX_INT_ID:,})"))).otherwise(idx)
+    return out.select(col, checked.cast("int").alias(out_col))
