@@ -29,6 +29,7 @@ COMMANDS = {
     "evaluate-recommendations": "time-split offline evaluation of every recommender and baseline -> "
                                 "gold recommendation_metrics and reports/recommendations.md",
     "recommend": "print one customer's top k (unknown customers get the popularity fallback)",
+    "emr": "launch and manage the pipeline on EMR: ecomrec emr up|submit|status|logs|down (see emr/README.md)",
     "run-all": "every pipeline stage in order (ingest, transform, train-review, score-reviews, build- and "
                "evaluate-recommendations) on the configured input",
 }
@@ -224,6 +225,12 @@ def review_summary(t: Mapping[str, Any]) -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list[:1] == ["emr"]:  # the EMR launcher has its own sub-commands and needs no Spark
+        from ecomrec_spark.aws import emr
+
+        return emr.main(args_list[1:])
+    argv = args_list
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

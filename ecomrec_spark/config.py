@@ -114,6 +114,7 @@ SCHEMA: dict[str, Any] = {
                     "include_categories": list, "exclude_categories": list},
         "evaluate": {"test_days": int, "cutoff": (str, _dt.date, type(None)), "models": list},
     },
+    "emr": dict,  # launcher settings, validated by ecomrec_spark.aws.emr (conf/emr.yaml, emr/README.md)
     "generate": {
         "orders": int,
         "seed": int,

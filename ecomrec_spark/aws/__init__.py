@@ -1,1 +1,1 @@
-"""AWS helpers: the EMR / EMR Serverless launcher, packaging and IAM policy rendering (boto3, no Spark)."""
+"""AWS helpers (boto3, no Spark): S3 I/O, the EMR / EMR Serverless launcher and IAM policy rendering."""

@@ -1,0 +1,562 @@
+"""The EMR launcher against moto: exact requests, the cluster life cycle, uploads, IAM and validation.
+
+No Spark and no AWS account: moto's ``mock_aws`` serves EMR, EMR Serverless and S3 in-process, and
+the fake credentials exist only inside each test (monkeypatch).
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import sys
+import tarfile
+from pathlib import Path
+
+import boto3
+import pytest
+import yaml
+from botocore.validate import ParamValidator
+from moto import mock_aws
+
+from ecomrec_spark import config
+from ecomrec_spark.aws import emr
+
+REGION = "eu-west-1"
+BUCKET = "ecomrec-test"
+ACCOUNT = "123456789012"  # moto's default account
+ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/ecomrec-emr-serverless-job"
+BASE = f"s3://{BUCKET}/artifacts/ecomrec-{emr.project_version()}/"
+WHEEL = f"ecomrec_spark-{emr.project_version()}-py3-none-any.whl"
+SETTINGS = {"bucket": BUCKET, "region": REGION}
+PATHS = {"raw": f"s3://{BUCKET}/raw", "lake": f"s3://{BUCKET}/lake", "reports": f"s3://{BUCKET}/reports"}
+EXPECTED_JOBS = ["ingest", "transform", "train-review", "score-reviews", "build-recommendations",
+                 "evaluate-recommendations"]
+EXPECTED_SCRIPTS = ["ingest.py", "transform.py", "train_review_model.py", "score_reviews.py",
+                    "build_recommendations.py", "evaluate_recommendations.py"]
+
+
+def _validate(service: str, operation: str, params: dict) -> None:
+    """Check a request against botocore's service model, as boto3 would before sending it."""
+    model = boto3.session.Session().client(service, region_name=REGION).meta.service_model
+    shape = model.operation_model(operation).input_shape
+    tokens = {name: "token" for name, member in shape.members.items() if member.metadata.get("idempotencyToken")}
+    report = ParamValidator().validate({**tokens, **params}, shape)  # boto3 fills idempotency tokens itself
+    assert not report.has_errors(), report.generate_report()
+
+
+@pytest.fixture
+def aws(monkeypatch):
+    """moto in-process, with fake credentials that exist only for this test."""
+    for var in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_SESSION_TOKEN", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    with mock_aws():
+        boto3.client("s3", region_name=REGION).create_bucket(
+            Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
+        yield
+
+
+@pytest.fixture
+def no_boto(monkeypatch):
+    """Fail the test if anything creates a boto3 client: validation must come first."""
+    def forbidden(*args, **kwargs):
+        raise AssertionError(f"boto3 client created before validation finished: {args}")
+
+    monkeypatch.setattr(boto3, "client", forbidden)
+
+
+@pytest.fixture
+def conf_file(tmp_path, monkeypatch):
+    """A run config like conf/emr.yaml with <bucket> placeholders, and the schema knowing `emr:`."""
+    monkeypatch.setitem(config.SCHEMA, "emr", dict)  # what wiring the section into the schema will do
+    path = tmp_path / "emr.yaml"
+    path.write_text(yaml.safe_dump({
+        "paths": {"raw": "s3://<bucket>/raw", "lake": "s3://<bucket>/lake", "generated": "s3://<bucket>/generated",
+                  "reports": "s3://<bucket>/reports"},
+        "spark": {"master": None, "app_name": "ecomrec", "shuffle_partitions": 200, "delta_packages": []},
+        "emr": {"bucket": BUCKET, "region": REGION},
+    }, sort_keys=False))
+    return path
+
+
+@pytest.fixture
+def cfg(conf_file):
+    overrides = [f"paths.{k}=s3://{BUCKET}/{k}" for k in ("raw", "lake", "generated", "reports")]
+    loaded = config.load_config(conf_file, overrides)
+    loaded["_overrides"] = overrides
+    return loaded
+
+
+@pytest.fixture
+def wheel(tmp_path):
+    path = tmp_path / WHEEL
+    path.write_bytes(b"PK\x05\x06" + b"\0" * 18)  # an empty zip stands in for the built wheel
+    return path
+
+
+def _step_args(job: str, script: str, sets: list[str]) -> list[str]:
+    return ["spark-submit", "--deploy-mode", "cluster", "--files", f"{BASE}conf/emr.yaml",
+            f"{BASE}jobs/{script}", "--conf", "emr.yaml", *[a for s in sets for a in ("--set", s)]]
+
+
+# ----------------------------------------------------------------------------------------------
+# Exact requests
+# ----------------------------------------------------------------------------------------------
+
+def test_cluster_request_is_exact():
+    art = emr.artifact_uris(emr.resolve_settings(SETTINGS))
+    no_deps, deps = emr.runtime_requirements()
+    request = emr.cluster_request(SETTINGS, PATHS, art.wheel)
+    assert request == {
+        "Name": "ecomrec",
+        "ReleaseLabel": "emr-spark-8.0.0",
+        "LogUri": f"s3://{BUCKET}/logs/emr/",
+        "Applications": [{"Name": "Hadoop"}, {"Name": "Spark"}],
+        "Instances": {
+            "KeepJobFlowAliveWhenNoSteps": True,
+            "TerminationProtected": False,
+            "InstanceGroups": [
+                {"Name": "master", "InstanceRole": "MASTER", "Market": "ON_DEMAND", "InstanceType": "m6i.xlarge",
+                 "InstanceCount": 1},
+                {"Name": "core", "InstanceRole": "CORE", "Market": "ON_DEMAND", "InstanceType": "m6i.2xlarge",
+                 "InstanceCount": 2},
+            ],
+        },
+        "Configurations": [
+            {"Classification": "delta-defaults", "Properties": {"delta.enabled": "true"}},
+            {"Classification": "spark-defaults", "Properties": {
+                "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
+                "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
+                "spark.sql.catalogImplementation": "hive",
+                "spark.yarn.maxAppAttempts": "1",
+            }},
+            {"Classification": "spark-hive-site", "Properties": {
+                "hive.metastore.client.factory.class":
+                    "com.amazonaws.glue.catalog.metastore.AWSGlueDataCatalogHiveClientFactory"}},
+            {"Classification": "spark-env", "Properties": {}, "Configurations": [
+                {"Classification": "export", "Properties": {"PYSPARK_PYTHON": "/usr/bin/python3.11"}}]},
+        ],
+        "JobFlowRole": "ecomrec-emr-ec2",
+        "ServiceRole": "ecomrec-emr-service",
+        "VisibleToAllUsers": True,
+        "AutoTerminationPolicy": {"IdleTimeout": 1800},
+        "StepConcurrencyLevel": 1,
+        "Tags": [{"Key": "for-use-with-amazon-emr-managed-policies", "Value": "true"},
+                 {"Key": "project", "Value": "ecomrec"}],
+        "BootstrapActions": [{
+            "Name": "install the ecomrec-spark wheel",
+            "ScriptBootstrapAction": {"Path": f"{BASE}bootstrap/install-wheel.sh",
+                                      "Args": ["/usr/bin/python3.11", f"{BASE}{WHEEL}", *no_deps, "--", *deps]},
+        }],
+    }
+    _validate("emr", "RunJobFlow", request)
+    # EMR provides pyspark; delta-spark goes in without deps so pip never pulls pyspark onto the nodes
+    assert no_deps == ["delta-spark==4.0.0"]
+    assert not any(d.lower().startswith("pyspark") for d in deps) and "xgboost-cpu==3.1.3" in deps
+
+
+def test_cluster_request_fleets_archive_and_options():
+    s = {**SETTINGS, "shipping": "archive", "keep_alive": False, "idle_timeout_seconds": 600,
+         "subnet_id": "subnet-0123456789abcdef0", "release_label": "emr-7.12.0", "applications": ["Spark", "Livy"],
+         "instance_fleets": [
+             {"role": "MASTER", "instance_types": ["m6i.xlarge", "m5.xlarge"], "on_demand": 1},
+             {"role": "CORE", "instance_types": ["r6i.2xlarge"], "on_demand": 1, "spot": 2},
+         ], "spark_defaults": {"spark.executor.memory": "8g"}, "tags": {"owner": "data"}}
+    request = emr.cluster_request(s, PATHS, f"{BASE}{WHEEL}")
+    assert request["ReleaseLabel"] == "emr-7.12.0"
+    assert request["Applications"] == [{"Name": "Spark"}, {"Name": "Livy"}]
+    assert request["AutoTerminationPolicy"] == {"IdleTimeout": 600}
+    assert request["Instances"] == {
+        "KeepJobFlowAliveWhenNoSteps": False,
+        "TerminationProtected": False,
+        "InstanceFleets": [
+            {"Name": "master", "InstanceFleetType": "MASTER", "TargetOnDemandCapacity": 1, "TargetSpotCapacity": 0,
+             "InstanceTypeConfigs": [{"InstanceType": "m6i.xlarge", "WeightedCapacity": 1},
+                                     {"InstanceType": "m5.xlarge", "WeightedCapacity": 1}]},
+            {"Name": "core", "InstanceFleetType": "CORE", "TargetOnDemandCapacity": 1, "TargetSpotCapacity": 2,
+             "InstanceTypeConfigs": [{"InstanceType": "r6i.2xlarge", "WeightedCapacity": 1}]},
+        ],
+        "Ec2SubnetIds": ["subnet-0123456789abcdef0"],
+    }
+    assert "BootstrapActions" not in request  # the packed venv replaces the bootstrap action
+    assert [c["Classification"] for c in request["Configurations"]] == ["delta-defaults", "spark-defaults",
+                                                                        "spark-hive-site"]
+    assert request["Configurations"][1]["Properties"] == {
+        "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
+        "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
+        "spark.sql.catalogImplementation": "hive",
+        "spark.yarn.maxAppAttempts": "1",
+        "spark.archives": f"{BASE}pyspark_venv.tar.gz#environment",
+        "spark.yarn.appMasterEnv.PYSPARK_PYTHON": "./environment/bin/python",
+        "spark.executorEnv.PYSPARK_PYTHON": "./environment/bin/python",
+        "spark.executor.memory": "8g",
+    }
+    assert {"Key": "owner", "Value": "data"} in request["Tags"]
+    _validate("emr", "RunJobFlow", request)
+
+
+def test_step_requests_follow_the_pipeline_in_order():
+    from ecomrec_spark.stages import PIPELINE  # the order run-all follows
+
+    assert list(emr.PIPELINE) == [name for name, _ in PIPELINE] == EXPECTED_JOBS
+    for script in EXPECTED_SCRIPTS:
+        assert (config.REPO_ROOT / "jobs" / script).is_file()
+    sets = ["paths.lake=s3://ecomrec-test/lake", "recommend.k=20"]
+    steps = emr.step_requests(reversed(EXPECTED_JOBS), f"{BASE}conf/emr.yaml", sets, jobs_uri=f"{BASE}jobs/")
+    assert steps == [
+        {"Name": f"ecomrec {job}", "ActionOnFailure": "CANCEL_AND_WAIT",
+         "HadoopJarStep": {"Jar": "command-runner.jar", "Args": _step_args(job, script, sets)}}
+        for job, script in zip(EXPECTED_JOBS, EXPECTED_SCRIPTS, strict=True)
+    ]
+    _validate("emr", "AddJobFlowSteps", {"JobFlowId": "j-ABC", "Steps": steps})
+    continued = emr.step_requests(["ingest"], f"{BASE}conf/emr.yaml", [], jobs_uri=f"{BASE}jobs/",
+                                  action_on_failure="CONTINUE", submit_args=["--conf", "spark.executor.cores=4"])
+    assert continued[0]["ActionOnFailure"] == "CONTINUE"
+    assert continued[0]["HadoopJarStep"]["Args"][5:8] == ["--conf", "spark.executor.cores=4", f"{BASE}jobs/ingest.py"]
+
+
+def test_serverless_request_shapes():
+    s = {**SETTINGS, "mode": "serverless", "serverless": {"execution_role_arn": ROLE_ARN}}
+    req = emr.serverless_requests(s, ["transform", "ingest"], ["recommend.k=20"], application_id="00abc")
+    assert req["create_application"] == {
+        "name": "ecomrec", "releaseLabel": "emr-spark-8.0.0", "type": "SPARK", "architecture": "X86_64",
+        "autoStartConfiguration": {"enabled": True},
+        "autoStopConfiguration": {"enabled": True, "idleTimeoutMinutes": 15},
+        "tags": {"for-use-with-amazon-emr-managed-policies": "true", "project": "ecomrec"},
+    }
+    params = (f"--conf spark.archives={BASE}pyspark_venv.tar.gz#environment,{BASE}conf/conf.tar.gz#conf "
+              "--conf spark.emr-serverless.driverEnv.PYSPARK_DRIVER_PYTHON=./environment/bin/python "
+              "--conf spark.emr-serverless.driverEnv.PYSPARK_PYTHON=./environment/bin/python "
+              "--conf spark.emr-serverless.executorEnv.PYSPARK_PYTHON=./environment/bin/python "
+              "--conf spark.jars=/usr/share/aws/delta/lib/delta-spark.jar,/usr/share/aws/delta/lib/delta-storage.jar "
+              "--conf spark.sql.extensions=io.delta.sql.DeltaSparkSessionExtension "
+              "--conf spark.sql.catalog.spark_catalog=org.apache.spark.sql.delta.catalog.DeltaCatalog")
+    assert [r["name"] for r in req["start_job_run"]] == ["ecomrec ingest", "ecomrec transform"]
+    assert req["start_job_run"][0] == {
+        "applicationId": "00abc",
+        "executionRoleArn": ROLE_ARN,
+        "name": "ecomrec ingest",
+        "jobDriver": {"sparkSubmit": {
+            "entryPoint": f"{BASE}jobs/ingest.py",
+            "entryPointArguments": ["--conf", "conf/emr.yaml", "--set", "recommend.k=20"],
+            "sparkSubmitParameters": params,
+        }},
+        "configurationOverrides": {
+            "applicationConfiguration": [{"classification": "spark-defaults", "properties": {
+                "spark.hadoop.hive.metastore.client.factory.class":
+                    "com.amazonaws.glue.catalog.metastore.AWSGlueDataCatalogHiveClientFactory",
+                "spark.sql.catalogImplementation": "hive"}}],
+            "monitoringConfiguration": {"s3MonitoringConfiguration": {"logUri": f"s3://{BUCKET}/logs/serverless/"}},
+        },
+        "tags": {"for-use-with-amazon-emr-managed-policies": "true", "project": "ecomrec"},
+    }
+    _validate("emr-serverless", "CreateApplication", req["create_application"])
+    for run in req["start_job_run"]:
+        _validate("emr-serverless", "StartJobRun", run)
+
+
+# ----------------------------------------------------------------------------------------------
+# Against moto
+# ----------------------------------------------------------------------------------------------
+
+def test_up_uploads_and_creates_a_cluster_then_submit_adds_the_steps(aws, cfg, wheel):
+    out = emr.up(cfg, overrides=cfg["_overrides"], wheel=wheel, with_steps=False, wait_for=False)
+    cluster_id = out["cluster_id"]
+    client = boto3.client("emr", region_name=REGION)
+    cluster = client.describe_cluster(ClusterId=cluster_id)["Cluster"]
+    assert cluster["ReleaseLabel"] == "emr-spark-8.0.0"
+    assert cluster["Status"]["State"] == "WAITING"  # kept alive for submit; auto-termination ends it when idle
+    assert [c["Classification"] for c in cluster["Configurations"]] == ["delta-defaults", "spark-defaults",
+                                                                        "spark-hive-site", "spark-env"]
+    assert cluster["Configurations"][2]["Properties"]["hive.metastore.client.factory.class"].endswith(
+        "AWSGlueDataCatalogHiveClientFactory")
+    assert cluster["LogUri"] == f"s3://{BUCKET}/logs/emr/"
+    action = client.list_bootstrap_actions(ClusterId=cluster_id)["BootstrapActions"][0]
+    assert action["ScriptPath"] == f"{BASE}bootstrap/install-wheel.sh" and action["Args"][1] == f"{BASE}{WHEEL}"
+
+    # the wheel, every job script, the config and the bootstrap script landed in moto's bucket
+    s3 = boto3.client("s3", region_name=REGION)
+    keys = {o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET)["Contents"]}
+    prefix = BASE[len(f"s3://{BUCKET}/"):]
+    scripts = {f"{prefix}jobs/{p.name}" for p in (config.REPO_ROOT / "jobs").glob("*.py")}
+    assert keys == {f"{prefix}{WHEEL}", f"{prefix}conf/emr.yaml", f"{prefix}bootstrap/install-wheel.sh"} | scripts
+    assert {f"{prefix}jobs/{s}" for s in EXPECTED_SCRIPTS} <= keys
+    assert s3.get_object(Bucket=BUCKET, Key=f"{prefix}{WHEEL}")["Body"].read() == wheel.read_bytes()
+    shipped = yaml.safe_load(s3.get_object(Bucket=BUCKET, Key=f"{prefix}conf/emr.yaml")["Body"].read())
+    assert "emr" not in shipped  # launcher-only section stays home
+    assert shipped["paths"]["lake"] == "s3://<bucket>/lake"  # the steps' --set fills it in
+    assert "recommend" in shipped and "review" in shipped  # inherited from conf/local.yaml: the wheel has no conf/
+
+    submitted = emr.submit(cfg, cluster_id, overrides=cfg["_overrides"])
+    assert len(submitted["step_ids"]) == 6
+    listed = client.list_steps(ClusterId=cluster_id)["Steps"][::-1]  # EMR lists the newest first
+    assert [s["Id"] for s in listed] == submitted["step_ids"]
+    assert [s["Name"] for s in listed] == [f"ecomrec {j}" for j in EXPECTED_JOBS]
+    assert [s["Config"]["Args"] for s in listed] == [
+        _step_args(j, script, cfg["_overrides"]) for j, script in zip(EXPECTED_JOBS, EXPECTED_SCRIPTS, strict=True)]
+    assert all(s["Config"]["Jar"] == "command-runner.jar" and s["ActionOnFailure"] == "CANCEL_AND_WAIT"
+               for s in listed)
+
+    st = emr.status(cluster_id)
+    assert st["state"] == "RUNNING"
+    assert [(x["name"], x["state"]) for x in st["steps"]][:2] == [("ecomrec ingest", "RUNNING"),
+                                                                  ("ecomrec transform", "PENDING")]
+    first = submitted["step_ids"][0]
+    assert st["steps"][0]["log_uri"] == f"s3://{BUCKET}/logs/emr/{cluster_id}/steps/{first}/"
+
+    assert emr.down(cluster_id) == {"cluster_id": cluster_id, "state": "TERMINATED"}
+    assert emr.status(cluster_id)["state"] == "TERMINATED"
+
+
+def _set_step_states(cluster_id: str, states: dict[str, str]) -> None:
+    """moto never runs steps: move them by hand, as EMR would."""
+    from moto.emr.models import emr_backends
+
+    for step in emr_backends[ACCOUNT][REGION].clusters[cluster_id].steps:
+        if step.name in states:
+            step.state = states[step.name]
+
+
+def test_up_with_steps_then_wait_reports_completion_and_failures(aws, cfg, wheel, caplog):
+    out = emr.up(cfg, overrides=cfg["_overrides"], wheel=wheel, wait_for=False)
+    cluster_id, step_ids = out["cluster_id"], out["step_ids"]
+    assert out["run_job_flow"]["Steps"] == [
+        {"Name": f"ecomrec {j}", "ActionOnFailure": "CANCEL_AND_WAIT",
+         "HadoopJarStep": {"Jar": "command-runner.jar", "Args": _step_args(j, s, cfg["_overrides"])}}
+        for j, s in zip(EXPECTED_JOBS, EXPECTED_SCRIPTS, strict=True)]
+    names = [s["Name"] for s in boto3.client("emr", region_name=REGION).list_steps(ClusterId=cluster_id)["Steps"]]
+    assert names[::-1] == [f"ecomrec {j}" for j in EXPECTED_JOBS]
+
+    sleeps: list[float] = []
+    clock = iter(range(0, 10_000, 10))
+
+    def advance(seconds: float) -> None:  # each poll moves the steps on by one
+        sleeps.append(seconds)
+        _set_step_states(cluster_id, {f"ecomrec {j}": "COMPLETED" for j in EXPECTED_JOBS[:len(sleeps) + 1]})
+
+    caplog.set_level("INFO", logger="ecomrec_spark.aws.emr")
+    done = emr.wait(cluster_id, step_ids, sleep=advance, clock=lambda: next(clock), poll=5, max_poll=20)
+    assert [x["state"] for x in done["steps"]] == ["COMPLETED"] * 6
+    assert sleeps == [5, 7.5, 11.25, 16.875, 20]  # exponential backoff, capped
+    assert f"logs/emr/{cluster_id}/steps/{step_ids[0]}/" in caplog.text  # states are reported with the log URI
+
+    _set_step_states(cluster_id, {"ecomrec train-review": "FAILED"})
+    with pytest.raises(emr.EmrError, match=r"ecomrec train-review.*FAILED.*logs: s3://ecomrec-test/logs/emr/"):
+        emr.wait(cluster_id, step_ids, sleep=lambda s: None)
+
+    _set_step_states(cluster_id, {"ecomrec train-review": "RUNNING"})
+    ticks = iter([0, 30, 61])
+    with pytest.raises(emr.EmrError, match="gave up waiting .* after 60 s"):
+        emr.wait(cluster_id, step_ids, timeout=60, sleep=lambda s: None, clock=lambda: next(ticks))
+
+
+def test_logs_lists_the_step_folder_and_tails_stderr(aws, cfg, wheel):
+    out = emr.up(cfg, overrides=cfg["_overrides"], wheel=wheel, jobs=["ingest"], wait_for=False)
+    cluster_id, step_id = out["cluster_id"], out["step_ids"][0]
+    s3 = boto3.client("s3", region_name=REGION)
+    folder = f"logs/emr/{cluster_id}/steps/{step_id}/"
+    s3.put_object(Bucket=BUCKET, Key=folder + "stderr.gz", Body=gzip.compress(b"line 1\nline 2\nline 3\n"))
+    s3.put_object(Bucket=BUCKET, Key=folder + "controller.gz", Body=gzip.compress(b"ok\n"))
+    got = emr.logs(cluster_id, step_id, tail=2)
+    assert got["uri"] == f"s3://{BUCKET}/{folder}"
+    assert sorted(f["name"] for f in got["files"]) == ["controller.gz", "stderr.gz"]
+    assert got["stderr_tail"] == ["line 2", "line 3"]
+    assert got["containers_uri"] == f"s3://{BUCKET}/logs/emr/{cluster_id}/containers/"
+
+
+def test_serverless_up_creates_the_application_and_runs_the_jobs_in_order(aws, cfg, tmp_path):
+    archive = tmp_path / "pyspark_venv.tar.gz"
+    archive.write_bytes(b"venv")
+    # moto's EMR Serverless only knows emr-X.Y.0 labels; the emr-spark-8.0.0 request is checked above
+    cfg["emr"] = {**cfg["emr"], "mode": "serverless", "release_label": "emr-7.12.0",
+                  "serverless": {"execution_role_arn": ROLE_ARN}}
+    out = emr.up(cfg, overrides=cfg["_overrides"], archive=archive, sleep=lambda s: None)
+    es = boto3.client("emr-serverless", region_name=REGION)
+    app = es.get_application(applicationId=out["application_id"])["application"]
+    assert (app["releaseLabel"], app["type"].upper(), app["autoStopConfiguration"]) == (
+        "emr-7.12.0", "SPARK", {"enabled": True, "idleTimeoutMinutes": 15})
+    runs = [es.get_job_run(applicationId=app["applicationId"], jobRunId=r)["jobRun"] for r in out["job_run_ids"]]
+    assert [r["name"] for r in runs] == [f"ecomrec {j}" for j in EXPECTED_JOBS]
+    assert runs[0]["jobDriver"]["sparkSubmit"]["entryPoint"] == f"{BASE}jobs/ingest.py"
+    assert all(r["state"] == "SUCCESS" for r in runs)
+
+    s3 = boto3.client("s3", region_name=REGION)
+    prefix = BASE[len(f"s3://{BUCKET}/"):]
+    body = s3.get_object(Bucket=BUCKET, Key=f"{prefix}conf/conf.tar.gz")["Body"].read()
+    with tarfile.open(fileobj=io.BytesIO(body), mode="r:gz") as tar:
+        assert tar.getnames() == ["emr.yaml"]  # unpacked as ./conf/emr.yaml next to the driver
+    assert s3.get_object(Bucket=BUCKET, Key=f"{prefix}pyspark_venv.tar.gz")["Body"].read() == b"venv"
+
+    st = emr.serverless_status(app["applicationId"], settings=emr.resolve_settings(cfg["emr"]))
+    assert len(st["job_runs"]) == 6 and st["job_runs"][0]["log_uri"].startswith(f"s3://{BUCKET}/logs/serverless/")
+    assert emr.serverless_down(app["applicationId"], sleep=lambda s: None)["state"] == "TERMINATED"
+
+
+def test_upload_needs_an_existing_bucket(aws, tmp_path):
+    with pytest.raises(emr.EmrError, match="aws s3 mb s3://no-such-bucket"):
+        emr.upload({"a.txt": b"x"}, "s3://no-such-bucket/artifacts/")
+    uris = emr.upload({"a/b.txt": b"x"}, f"s3://{BUCKET}/artifacts/")
+    assert uris == [f"s3://{BUCKET}/artifacts/a/b.txt"]
+
+
+# ----------------------------------------------------------------------------------------------
+# IAM
+# ----------------------------------------------------------------------------------------------
+
+def test_rendered_job_role_policy_names_only_the_bucket_prefixes_and_database():
+    settings = {**SETTINGS, "prefix": "team/ecomrec/", "glue_database": "shop"}
+    docs = emr.render_iam(settings, ACCOUNT)
+    assert set(docs) == set(emr.IAM_FILES)
+    for name, doc in docs.items():
+        text = json.dumps(doc)
+        assert json.loads(text) == doc and "${" not in text, name  # valid JSON, no placeholder left
+        assert json.loads((emr.IAM_DIR / name).read_text())  # the templates themselves are valid JSON
+
+    policy = docs["job-role-policy.json"]
+    statements = {s["Sid"]: s for s in policy["Statement"]}
+    resources = [r for s in policy["Statement"] for r in ([s["Resource"]] if isinstance(s["Resource"], str)
+                                                          else s["Resource"])]
+    assert "*" not in resources
+    prefixes = [f"team/ecomrec/{p}" for p in ("raw/", "lake/", "reports/", "artifacts/", "logs/")]
+    objects = statements["ReadWriteObjectsUnderTheProjectPrefixes"]
+    assert objects["Resource"] == [f"arn:aws:s3:::{BUCKET}/{p}*" for p in prefixes] + [
+        f"arn:aws:s3:::{BUCKET}/{p.rstrip('/')}_$folder$" for p in prefixes]
+    assert set(objects["Action"]) >= {"s3:GetObject", "s3:PutObject", "s3:DeleteObject"}
+    listing = statements["ListOnlyTheProjectPrefixes"]
+    assert listing["Resource"] == f"arn:aws:s3:::{BUCKET}"
+    assert listing["Condition"]["StringLike"]["s3:prefix"] == [f"{p}*" for p in prefixes] + [
+        p.rstrip("/") for p in prefixes]
+    s3_arns = {r for r in resources if r.startswith("arn:aws:s3")}
+    assert all(r == f"arn:aws:s3:::{BUCKET}" or r.startswith(f"arn:aws:s3:::{BUCKET}/team/ecomrec/")
+               for r in s3_arns)
+    glue = [r for r in resources if r.startswith("arn:aws:glue")]
+    assert all(r.startswith(f"arn:aws:glue:{REGION}:{ACCOUNT}:") for r in glue)
+    named = {r.split(":", 5)[5] for r in glue}
+    assert named == {"catalog", "database/shop", "table/shop/*", "userDefinedFunction/shop/*", "database/default"}
+    assert statements["GlueDefaultDatabaseExistsCheckOnly"]["Action"] == "glue:GetDatabase"  # read-only on default
+
+    passrole = docs["service-role-policy.json"]["Statement"][0]
+    assert passrole["Resource"] == f"arn:aws:iam::{ACCOUNT}:role/ecomrec-emr-ec2"
+    assert passrole["Condition"] == {"StringLike": {"iam:PassedToService": "ec2.amazonaws.com*"}}
+    assert docs["trust-emr.json"]["Statement"][0]["Condition"]["StringEquals"] == {"aws:SourceAccount": ACCOUNT}
+    assert docs["trust-ec2.json"]["Statement"][0]["Principal"] == {"Service": "ec2.amazonaws.com"}
+
+
+def test_render_policy_rejects_bad_inputs():
+    template = {"Statement": [{"Resource": ["arn:aws:s3:::${bucket}/${prefix}*"]}]}
+    with pytest.raises(ValueError, match="bucket"):
+        emr.render_policy(template, "Bad_Bucket", ["raw/"], "ecomrec", REGION, ACCOUNT)
+    with pytest.raises(ValueError, match="account"):
+        emr.render_policy(template, BUCKET, ["raw/"], "ecomrec", REGION, "12345")
+    with pytest.raises(ValueError, match="prefix"):
+        emr.render_policy(template, BUCKET, ["raw"], "ecomrec", REGION, ACCOUNT)
+    with pytest.raises(ValueError, match=r"\$\{nobody\}"):
+        emr.render_policy({"Resource": "${nobody}"}, BUCKET, ["raw/"], "ecomrec", REGION, ACCOUNT)
+
+
+# ----------------------------------------------------------------------------------------------
+# Validation comes before any AWS call
+# ----------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("section, key", [
+    ({"bucket": "My_Bucket"}, "emr.bucket"),
+    ({"bucket": "ab"}, "emr.bucket"),
+    ({"bucket": "192.168.1.1"}, "emr.bucket"),
+    ({"bucket": "my..bucket"}, "emr.bucket"),
+    ({"bucket": "<bucket>"}, "emr.bucket"),
+    ({"release_label": "spark-8.0.0"}, "emr.release_label"),
+    ({"region": "Europe"}, "emr.region"),
+    ({"instance_groups": [{"role": "MASTER", "instance_type": "xlarge", "count": 1}]}, "instance_type"),
+    ({"instance_groups": [{"role": "CORE", "instance_type": "m6i.xlarge", "count": 2}]}, "emr.instance_groups"),
+    ({"idle_timeout_seconds": 0}, "emr.idle_timeout_seconds"),
+    ({"log_uri": "s3a://ecomrec-test/logs/"}, "emr.log_uri"),
+    ({"log_uri": "s3://other-bucket/logs/"}, "emr.log_uri"),
+    ({"aws_secret_access_key": "x"}, "emr.aws_secret_access_key"),
+    ({"tags": {"owner": "AKIAABCDEFGHIJKLMNOP"}}, "emr.tags.owner"),
+    ({"job_flow_role": "bad role"}, "emr.job_flow_role"),
+    ({"mode": "serverless"}, "emr.serverless.execution_role_arn"),
+    ({"regoin": REGION}, "emr.regoin"),
+])
+def test_bad_settings_raise_before_any_boto3_call(no_boto, section, key):
+    with pytest.raises(ValueError, match=key.replace(".", r"\.").replace("[", r"\[")):
+        emr.cluster_request({**SETTINGS, **section}, PATHS, f"{BASE}{WHEEL}")
+
+
+def test_bad_ids_paths_and_uris_raise_before_any_boto3_call(no_boto, cfg):
+    with pytest.raises(ValueError, match="cluster id"):
+        emr.status("cluster-1")
+    with pytest.raises(ValueError, match="cluster id"):
+        emr.down("j-lowercase")
+    with pytest.raises(ValueError, match="step id"):
+        emr.logs("j-ABC123", "step-1")
+    with pytest.raises(ValueError, match="cluster id"):
+        emr.submit(cfg, "i-123")
+    with pytest.raises(ValueError, match=r"paths\.lake.*outside"):
+        emr.cluster_request(SETTINGS, {**PATHS, "lake": "s3://another-bucket/lake"}, f"{BASE}{WHEEL}")
+    with pytest.raises(ValueError, match=r"paths\.raw.*outside"):
+        emr.cluster_request(SETTINGS, {**PATHS, "raw": f"s3://{BUCKET}/elsewhere/raw"}, f"{BASE}{WHEEL}")
+    with pytest.raises(ValueError, match=r"paths\.raw.*s3://"):
+        emr.cluster_request(SETTINGS, {**PATHS, "raw": f"s3a://{BUCKET}/raw"}, f"{BASE}{WHEEL}")
+    with pytest.raises(ValueError, match="unknown job 'recommend'"):
+        emr.step_requests(["recommend"], f"{BASE}conf/emr.yaml", [], jobs_uri=f"{BASE}jobs/")
+    with pytest.raises(ValueError, match="credential"):
+        emr.step_requests(["ingest"], f"{BASE}conf/emr.yaml", ["spark.conf.spark.hadoop.fs.s3a.secret.key=x"],
+                          jobs_uri=f"{BASE}jobs/")
+    with pytest.raises(ValueError, match="bucket"):
+        emr.upload({"a": b"x"}, "s3://UPPER/artifacts/")
+
+
+def test_cli_dry_run_prints_the_exact_requests_without_aws(no_boto, conf_file, capsys):
+    assert emr.main(["up", "--conf", str(conf_file), "--dry-run", "--set", "recommend.k=20"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    request = printed["run_job_flow"]
+    assert request["ReleaseLabel"] == "emr-spark-8.0.0"
+    # <bucket> in paths.* is filled from emr.bucket and forwarded to every job, as are the user's --set
+    sets = [f"paths.{k}=s3://{BUCKET}/{k}" for k in ("raw", "lake", "generated", "reports")] + ["recommend.k=20"]
+    assert [s["HadoopJarStep"]["Args"] for s in request["Steps"]] == [
+        _step_args(j, s, sets) for j, s in zip(EXPECTED_JOBS, EXPECTED_SCRIPTS, strict=True)]
+
+    assert emr.main(["submit", "--conf", str(conf_file), "--dry-run", "--jobs", "transform"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert "Steps" not in printed["run_job_flow"]  # the cluster and its configurations...
+    assert [s["Name"] for s in printed["add_job_flow_steps"]["Steps"]] == ["ecomrec transform"]  # ...and the steps
+
+
+def test_cli_reports_configuration_errors_with_exit_code_2(no_boto, conf_file, capsys):
+    assert emr.main(["up", "--conf", str(conf_file), "--dry-run", "--set", "emr.bucket=Not_A_Bucket"]) == 2
+    assert "emr.bucket" in capsys.readouterr().err
+    assert emr.main(["status", "--conf", str(conf_file), "--cluster-id", "nope"]) == 2
+    assert "cluster id" in capsys.readouterr().err
+    assert emr.main(["down", "--conf", str(conf_file), "--set", "emr.region=mars-1"]) == 2
+    assert "emr.region" in capsys.readouterr().err
+
+
+def test_cli_policy_writes_rendered_files(no_boto, conf_file, tmp_path, capsys):
+    out = tmp_path / "iam"
+    assert emr.main(["policy", "--conf", str(conf_file), "--account", ACCOUNT, "--out", str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == sorted(emr.IAM_FILES)
+    assert f"arn:aws:s3:::{BUCKET}/raw/*" in (out / "job-role-policy.json").read_text()
+
+
+def test_build_wheel_uses_pip_wheel_no_deps(monkeypatch, tmp_path):
+    calls = []
+
+    def fake_run(cmd, **kwargs):
+        calls.append(cmd)
+        (tmp_path / WHEEL).write_bytes(b"PK")
+
+    monkeypatch.setattr(emr, "_run", fake_run)
+    assert emr.build_wheel(out_dir=tmp_path) == tmp_path / WHEEL
+    assert calls == [[sys.executable, "-m", "pip", "wheel", str(config.REPO_ROOT), "--no-deps", "--quiet",
+                      "-w", str(tmp_path)]]
+
+
+def test_bootstrap_script_is_executable_bash():
+    script = emr.BOOTSTRAP_SCRIPT
+    assert script.is_file() and script.stat().st_mode & 0o111
+    assert script.read_text().startswith("#!/bin/bash\n")
+    assert Path(script).name == "install-wheel.sh"
