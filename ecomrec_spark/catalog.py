@@ -50,6 +50,7 @@ QUERY_DIR = Path(__file__).resolve().parents[1] / "sql" / "athena"
 _UNSAFE_PATH = re.compile(r"['\\\x00-\x1f\x7f]")
 _S3_SCHEME = re.compile(r"^s3[an]?://", re.IGNORECASE)
 _DONE = ("SUCCEEDED", "FAILED", "CANCELLED")
+_COMMENT = re.compile(r"--[^\n]*")
 
 TableRef = tuple[str, str, str]  # (layer, folder name, path)
 
@@ -68,10 +69,10 @@ def validate_identifier(name: str, what: str = "identifier") -> str:
     --------
     >>> validate_identifier("ecomrec", "database")
     'ecomrec'
-    >>> validate_identifier("Drop Table", "database")
+    >>> validate_identifier("Drop Table", "database")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    ValueError: database 'Drop Table' is not a valid name: use 1-128 lower-case letters, digits or '_', not starting with a digit
+    ValueError: database 'Drop Table' is not a valid name: use 1-128 lower-case letters, ...
     """
     if not isinstance(name, str) or not IDENTIFIER.fullmatch(name):
         raise ValueError(f"{what} {name!r} is not a valid name: use 1-128 lower-case letters, digits or '_', "
@@ -150,7 +151,8 @@ def lake_tables(spark: SparkSession, lake: str) -> list[TableRef]:
 
 def _named(tables: Iterable[TableRef]) -> list[tuple[str, str, str, str]]:
     """``(name, layer, table, path)`` per table; two folders mapping to one name is an error."""
-    out, seen = [], {}
+    out: list[tuple[str, str, str, str]] = []
+    seen: dict[str, str] = {}
     for layer, table, path in tables:
         name = table_name(layer, table)
         if name in seen:
@@ -198,7 +200,7 @@ def ddl_statements(spark: SparkSession, lake: str, database: str = DEFAULT_DATAB
     Examples
     --------
     >>> ddl_statements(spark, "s3a://bucket/lake", flavour="athena")[1]  # doctest: +SKIP
-    "CREATE EXTERNAL TABLE IF NOT EXISTS ecomrec.silver_order_lines LOCATION 's3://bucket/lake/silver/order_lines/' TBLPROPERTIES ('table_type'='DELTA')"
+    "CREATE EXTERNAL TABLE IF NOT EXISTS ecomrec.silver_order_lines LOCATION 's3://bucket/lake/silver/order_lines/' ..."
     """
     validate_identifier(database, "database")
     if flavour not in ("spark", "athena"):
@@ -234,12 +236,14 @@ def athena_ddl(spark: SparkSession, lake: str, database: str = DEFAULT_DATABASE,
     >>> print(athena_ddl(spark, "./lake", s3_lake="s3://bucket/lake"))  # doctest: +SKIP
     -- Athena DDL ...
     CREATE DATABASE IF NOT EXISTS ecomrec;
-    CREATE EXTERNAL TABLE IF NOT EXISTS ecomrec.recommendations LOCATION 's3://bucket/lake/gold/recommendations/' TBLPROPERTIES ('table_type'='DELTA');
+    CREATE EXTERNAL TABLE IF NOT EXISTS ecomrec.order_features LOCATION 's3://bucket/lake/gold/order_features/' ...
     """
     statements = ddl_statements(spark, lake, database, flavour="athena", s3_lake=s3_lake)
+    where = f"{lake} (rendered at its S3 copy {s3_lake})" if s3_lake else lake
     header = ("-- Athena DDL (engine v3, Glue Data Catalog): native Delta tables, schema read from the Delta log.\n"
-              f"-- Source lake: {s3_lake or lake}. Run with `ecomrec athena-ddl` output in the Athena console "
-              "or through ecomrec_spark.catalog.run_athena_ddl.")
+              f"-- Tables of {where}.\n"
+              "-- Written by `ecomrec athena-ddl`; run it in the Athena console or with "
+              "ecomrec_spark.catalog.run_athena_ddl.")
     return _script(statements, header)
 
 
@@ -318,7 +322,7 @@ def register_local(spark: SparkSession, lake: str, database: str = DEFAULT_DATAB
     tables = lake_tables(spark, lake)
     statements = ddl_statements(spark, lake, database, flavour="spark", tables=tables)
     spark.sql(statements[0])
-    registered = []
+    registered: list[str] = []
     for (name, _layer, _table, path), stmt in zip(_named(tables), statements[1:]):
         want = _qualified(spark, path)
         have = _registered_location(spark, database, name)
@@ -372,9 +376,10 @@ def run_athena_ddl(statements: Sequence[str], database: str, output_s3: str, wor
         import boto3
 
         client = boto3.client("athena")
-    ids = []
+    ids: list[str] = []
     for stmt in cleaned:
-        context = "default" if re.match(r"(?i)^create\s+(database|schema)\b", stmt) else database
+        creates_db = re.match(r"(?i)^create\s+(database|schema)\b", _COMMENT.sub("", stmt).strip())
+        context = "default" if creates_db else database
         resp = client.start_query_execution(QueryString=stmt, QueryExecutionContext={"Database": context},
                                             ResultConfiguration={"OutputLocation": output_s3}, WorkGroup=workgroup)
         qid = resp["QueryExecutionId"]
@@ -418,31 +423,42 @@ def register_athena(spark: SparkSession, lake: str, output_s3: str, database: st
 
 # --------------------------------------------------------------------------- ready queries
 
-def split_statements(sql: str) -> list[str]:
+def split_statements(sql: str, keep_comments: bool = False) -> list[str]:
     """Split a SQL script on ``;`` outside quotes and ``--`` comments; empty statements are dropped.
+
+    Comments are removed unless ``keep_comments`` (a comment then belongs to the statement after it).
 
     Examples
     --------
-    >>> split_statements("select 1; -- a;b\\nselect ';'")
+    >>> split_statements("-- setup\\nselect 1; -- a;b\\nselect ';'")
+    ['select 1', "select ';'"]
+    >>> split_statements("select 1; -- a;b\\nselect ';'", keep_comments=True)
     ['select 1', "-- a;b\\nselect ';'"]
     """
-    out, buf, quote, comment = [], [], "", False
+    out: list[str] = []
+    buf: list[str] = []
+    quote, comment = "", False
     for ch in sql:
         if comment:
             comment = ch != "\n"
+            if not keep_comments and comment:
+                continue
         elif quote:
             quote = "" if ch == quote else quote
         elif ch in "'\"`":
             quote = ch
         elif ch == "-" and buf and buf[-1] == "-":
             comment = True
+            if not keep_comments:
+                buf.pop()
+                continue
         elif ch == ";":
             out.append("".join(buf).strip())
             buf = []
             continue
         buf.append(ch)
     out.append("".join(buf).strip())
-    return [s for s in out if re.sub(r"--[^\n]*", "", s).strip()]
+    return [s for s in out if _COMMENT.sub("", s).strip()]
 
 
 def query_files(directory: str | Path = QUERY_DIR) -> list[Path]:
@@ -462,8 +478,8 @@ def load_queries(path: str | Path, database: str = DEFAULT_DATABASE) -> list[tup
     """
     validate_identifier(database, "database")
     path = Path(path)
-    out = []
-    for i, stmt in enumerate(split_statements(path.read_text(encoding="utf-8")), start=1):
+    out: list[tuple[str, str]] = []
+    for i, stmt in enumerate(split_statements(path.read_text(encoding="utf-8"), keep_comments=True), start=1):
         m = re.search(r"^--\s*name:\s*([a-z0-9_]+)", stmt, re.MULTILINE)
         name = m.group(1) if m else f"{path.stem}_{i}"
         if database != DEFAULT_DATABASE:

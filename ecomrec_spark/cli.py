@@ -28,6 +28,10 @@ COMMANDS = {
                              "similar_items, association_rules, popular_items",
     "evaluate-recommendations": "time-split offline evaluation of every recommender and baseline -> "
                                 "gold recommendation_metrics and reports/recommendations.md",
+    "register-tables": "register every silver and gold Delta table as ecomrec.<table> in the metastore "
+                       "(the session catalog locally, Glue on EMR)",
+    "athena-ddl": "write the Athena CREATE EXTERNAL TABLE ... TBLPROPERTIES ('table_type'='DELTA') statements",
+    "upload-raw": "upload a local raw folder to S3 with boto3: ecomrec upload-raw --from DIR --to s3://bucket/raw",
     "recommend": "print one customer's top k (unknown customers get the popularity fallback)",
     "emr": "launch and manage the pipeline on EMR: ecomrec emr up|submit|status|logs|down (see emr/README.md)",
     "run-all": "every pipeline stage in order (ingest, transform, train-review, score-reviews, build- and "
@@ -56,6 +60,13 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "predict-review":
             p.add_argument("--product-id", required=True, metavar="ID",
                            help="product id: letters, digits, '_', '-' or '.', at most 64 characters")
+        if name == "athena-ddl":
+            p.add_argument("--out", default=None, help="DDL file (default: <paths.reports>/athena_ddl.sql)")
+            p.add_argument("--s3-lake", default=None, help="s3:// URI of the lake Athena reads (default catalog.s3_lake, "
+                                                           "or paths.lake when it is on S3)")
+        if name == "register-tables":
+            p.add_argument("--athena", action="store_true",
+                           help="also create the tables in Glue through Athena (needs catalog.athena_output)")
         if name == "recommend":
             from ecomrec_spark.recommend.serve import SERVE_MODELS
 
@@ -130,6 +141,23 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             result["generate"] = _generate(spark, cfg, cfg["paths"]["raw"], None, None)
         result.update(stages.run_all(spark, cfg))
         return result
+    if args.command == "athena-ddl":
+        from ecomrec_spark.catalog import write_ddl
+
+        out = args.out or f"{cfg['paths']['reports'].rstrip('/')}/athena_ddl.sql"
+        s3_lake = args.s3_lake or cfg["catalog"]["s3_lake"]
+        write_ddl(spark, cfg["paths"]["lake"], out, database=cfg["catalog"]["database"], s3_lake=s3_lake)
+        return {"athena-ddl": {"path": out}}
+    if args.command == "register-tables" and args.athena:
+        from ecomrec_spark.catalog import register_athena
+
+        c = cfg["catalog"]
+        if not c["athena_output"]:
+            raise ConfigError("register-tables --athena needs catalog.athena_output (an s3:// folder for query results)")
+        stage_out = stages.register_tables_stage(spark, cfg)
+        stage_out["athena_queries"] = register_athena(spark, cfg["paths"]["lake"], c["athena_output"], c["database"],
+                                                      c["s3_lake"], c["workgroup"])
+        return {"register-tables": stage_out}
     if args.command == "recommend":
         from ecomrec_spark.recommend.serve import recommend_for
 
@@ -186,6 +214,12 @@ def summarize(result: Mapping[str, Any], cfg_lake: str) -> str:
         lines += ["  " + row for row in markdown_table(e["results"])]
     if "recommend" in result:
         lines += recommendation_lines(result["recommend"])
+    if "register-tables" in result:
+        r = result["register-tables"]
+        lines.append(f"register-tables: {len(r['tables'])} tables in database {r['database']} "
+                     f"(e.g. spark.sql('select * from {r['database']}.recommendations'))")
+    if "athena-ddl" in result:
+        lines.append(f"athena-ddl: {result['athena-ddl']['path']}")
     if "predict-review" in result:
         e = result["predict-review"]
         lines.append(f"product {e['product_id']}: predicted mean score {e['predicted_mean_score']:.2f}, "
@@ -230,6 +264,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from ecomrec_spark.aws import emr
 
         return emr.main(args_list[1:])
+    if args_list[:1] == ["upload-raw"]:  # boto3 only, no Spark
+        from ecomrec_spark.aws import s3
+
+        return s3.main(args_list[1:])
     argv = args_list
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -250,7 +288,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise
     cfg = load_config(args.conf, args.overrides)
     print(summarize(result, cfg["paths"]["lake"]))
-    if args.command not in ("generate", "predict-review", "recommend"):
+    if args.command not in ("generate", "predict-review", "recommend", "athena-ddl"):
         root = cfg["paths"]["lake"]
         print(f"Delta lake: {root}  (layers {root}/bronze, /silver, /gold, /quarantine; "
               f"reconciliation in {root}/bronze/ingest_reconciliation)")

@@ -114,6 +114,8 @@ SCHEMA: dict[str, Any] = {
                     "include_categories": list, "exclude_categories": list},
         "evaluate": {"test_days": int, "cutoff": (str, _dt.date, type(None)), "models": list},
     },
+    "catalog": {"database": str, "s3_lake": (str, type(None)), "athena_output": (str, type(None)),
+                "workgroup": str},
     "emr": dict,  # launcher settings, validated by ecomrec_spark.aws.emr (conf/emr.yaml, emr/README.md)
     "generate": {
         "orders": int,
@@ -228,7 +230,7 @@ def resolve_local(uri: str, base: Path) -> str:
 
 # Sections whose defaults come from conf/local.yaml when another file leaves them out;
 # paths and spark settings are per environment and never inherited.
-_INHERITED = ("ingest", "sources", "transform", "generate", "review", "recommend")
+_INHERITED = ("ingest", "sources", "transform", "generate", "review", "recommend", "catalog")
 
 
 def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:

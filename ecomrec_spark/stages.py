@@ -84,6 +84,14 @@ def evaluate_recommendations_stage(spark: SparkSession, cfg: Mapping[str, Any]) 
     return evaluate(spark, cfg)
 
 
+def register_tables_stage(spark: SparkSession, cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """Every silver and gold table in the session catalog (on EMR with the Glue metastore: in Glue)."""
+    from ecomrec_spark.catalog import register_local
+
+    return {"database": cfg["catalog"]["database"],
+            "tables": register_local(spark, cfg["paths"]["lake"], cfg["catalog"]["database"])}
+
+
 PIPELINE: list[tuple[str, Stage]] = [
     ("ingest", ingest_stage),
     ("transform", transform_stage),
@@ -91,6 +99,7 @@ PIPELINE: list[tuple[str, Stage]] = [
     ("score-reviews", _if_reviews("score-reviews", score_reviews_stage)),
     ("build-recommendations", build_recommendations_stage),
     ("evaluate-recommendations", evaluate_recommendations_stage),
+    ("register-tables", register_tables_stage),
 ]
 
 
