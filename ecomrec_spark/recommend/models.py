@@ -111,9 +111,8 @@ def nearest(queries: DataFrame, items: DataFrame, n: int, kcfg: Mapping[str, Any
                             query_col=queries.columns[0], exclude_self=exclude_self)
     out = knn.lsh_top_k(queries, items, n, params["bucket_length"], params["num_tables"], params["threshold"],
                         seed=seed, **kw)
-    return out, {"method": "lsh", "n_items": n_items, "dim": dim, **{k: params[k] for k in ("bucket_length", "num_tables",
-                                                                                 "threshold", "sample_recall")
-                                                          if k in params}}
+    kept = {k: params[k] for k in ("bucket_length", "num_tables", "threshold", "sample_recall") if k in params}
+    return out, {"method": "lsh", "n_items": n_items, "dim": dim, **kept}
 
 
 def _as_recs(df: DataFrame, model: str, score_col: str = "similarity") -> DataFrame:
@@ -122,9 +121,11 @@ def _as_recs(df: DataFrame, model: str, score_col: str = "similarity") -> DataFr
 
 
 def fit_models(spark: SparkSession, inputs: Inputs, rc: Mapping[str, Any], models: tuple[str, ...] = MODELS,
-               as_of: dt.datetime | None = None, tune_truth: DataFrame | None = None) -> Fitted:
+               as_of: dt.datetime | None = None, tune_truth: DataFrame | None = None,
+               with_similar: bool = False) -> Fitted:
     """Fit the requested models on ``inputs`` and return their raw candidate lists.
 
+    ``with_similar`` also computes the similar-items lists (the build job writes them).
     ``tune_truth`` (customer_id, product_id of a later period) makes the hybrid
     weights come from :func:`~.hybrid.tune_weights` on the knn candidates;
     without it the configured weights are used.
@@ -165,9 +166,10 @@ def fit_models(spark: SparkSession, inputs: Inputs, rc: Mapping[str, Any], model
             cand = cand.cache()
             out.info["knn"] = info
             out.candidates["knn"] = _as_recs(cand, "knn")
-            sim, _ = nearest(pv.withColumnRenamed(C.PRODUCT_ID, "_query"), pv, rc["similar_items"], rc["knn"], seed,
-                             exclude_self=True, item_out="similar_product_id")
-            out.similar["knn"] = sim.withColumnRenamed("_query", C.PRODUCT_ID)
+            if with_similar:
+                sim, _ = nearest(pv.withColumnRenamed(C.PRODUCT_ID, "_query"), pv, rc["similar_items"], rc["knn"], seed,
+                                 exclude_self=True, item_out="similar_product_id")
+                out.similar["knn"] = sim.withColumnRenamed("_query", C.PRODUCT_ID)
             if "hybrid" in models:
                 terms = hybrid.with_terms(cand, attrs, vectors.customer_price(inter, attrs)).cache()
                 weights = dict(rc["hybrid"]["weights"])
@@ -185,9 +187,10 @@ def fit_models(spark: SparkSession, inputs: Inputs, rc: Mapping[str, Any], model
         ccand, info = nearest(profiles, tfidf, n_cand, rc["knn"], seed)
         out.info["content"] = info
         out.candidates["content"] = _as_recs(ccand, "content")
-        csim, _ = nearest(tfidf.withColumnRenamed(C.PRODUCT_ID, "_query"), tfidf, rc["similar_items"], rc["knn"], seed,
-                          exclude_self=True, item_out="similar_product_id")
-        out.similar["content"] = csim.withColumnRenamed("_query", C.PRODUCT_ID)
+        if with_similar:
+            csim, _ = nearest(tfidf.withColumnRenamed(C.PRODUCT_ID, "_query"), tfidf, rc["similar_items"], rc["knn"],
+                              seed, exclude_self=True, item_out="similar_product_id")
+            out.similar["content"] = csim.withColumnRenamed("_query", C.PRODUCT_ID)
     for name, method in (("item_knn", "cosine"), ("ease", "ease")):
         if name in models:
             from ecomrec_spark.recommend import item_item

@@ -135,7 +135,7 @@ def recommend(spark: SparkSession, cfg: Mapping[str, Any]) -> dict[str, Any]:
     if "hybrid" in models and rc["hybrid"]["tune"]:
         run_info["hybrid_tuning"] = tune_hybrid(spark, inputs, rc, end)
         rc = {**rc, "hybrid": {**rc["hybrid"], "weights": run_info["hybrid_tuning"]["weights"], "tune": False}}
-    fitted = M.fit_models(spark, inputs, rc, models)
+    fitted = M.fit_models(spark, inputs, rc, models, with_similar=True)
     run_info.update({k: v for k, v in fitted.info.items() if k != "hybrid_grid"})
     version = new_version({"recommend": rc, "data_end": run_info["data_end"]})
     generated = dt.datetime.now(dt.timezone.utc).replace(microsecond=0, tzinfo=None)
