@@ -31,9 +31,9 @@ WHEEL = f"ecomrec_spark-{emr.project_version()}-py3-none-any.whl"
 SETTINGS = {"bucket": BUCKET, "region": REGION}
 PATHS = {"raw": f"s3://{BUCKET}/raw", "lake": f"s3://{BUCKET}/lake", "reports": f"s3://{BUCKET}/reports"}
 EXPECTED_JOBS = ["ingest", "transform", "train-review", "score-reviews", "build-recommendations",
-                 "evaluate-recommendations"]
+                 "evaluate-recommendations", "register-tables"]
 EXPECTED_SCRIPTS = ["ingest.py", "transform.py", "train_review_model.py", "score_reviews.py",
-                    "build_recommendations.py", "evaluate_recommendations.py"]
+                    "build_recommendations.py", "evaluate_recommendations.py", "register_tables.py"]
 
 
 def _validate(service: str, operation: str, params: dict) -> None:
@@ -292,7 +292,7 @@ def test_up_uploads_and_creates_a_cluster_then_submit_adds_the_steps(aws, cfg, w
     assert "recommend" in shipped and "review" in shipped  # inherited from conf/local.yaml: the wheel has no conf/
 
     submitted = emr.submit(cfg, cluster_id, overrides=cfg["_overrides"])
-    assert len(submitted["step_ids"]) == 6
+    assert len(submitted["step_ids"]) == len(EXPECTED_JOBS)
     listed = client.list_steps(ClusterId=cluster_id)["Steps"][::-1]  # EMR lists the newest first
     assert [s["Id"] for s in listed] == submitted["step_ids"]
     assert [s["Name"] for s in listed] == [f"ecomrec {j}" for j in EXPECTED_JOBS]
@@ -340,8 +340,8 @@ def test_up_with_steps_then_wait_reports_completion_and_failures(aws, cfg, wheel
 
     caplog.set_level("INFO", logger="ecomrec_spark.aws.emr")
     done = emr.wait(cluster_id, step_ids, sleep=advance, clock=lambda: next(clock), poll=5, max_poll=20)
-    assert [x["state"] for x in done["steps"]] == ["COMPLETED"] * 6
-    assert sleeps == [5, 7.5, 11.25, 16.875, 20]  # exponential backoff, capped
+    assert [x["state"] for x in done["steps"]] == ["COMPLETED"] * len(EXPECTED_JOBS)
+    assert sleeps == [5, 7.5, 11.25, 16.875, 20, 20]  # exponential backoff, capped
     assert f"logs/emr/{cluster_id}/steps/{step_ids[0]}/" in caplog.text  # states are reported with the log URI
 
     _set_step_states(cluster_id, {"ecomrec train-review": "FAILED"})
@@ -392,7 +392,7 @@ def test_serverless_up_creates_the_application_and_runs_the_jobs_in_order(aws, c
     assert s3.get_object(Bucket=BUCKET, Key=f"{prefix}pyspark_venv.tar.gz")["Body"].read() == b"venv"
 
     st = emr.serverless_status(app["applicationId"], settings=emr.resolve_settings(cfg["emr"]))
-    assert len(st["job_runs"]) == 6 and st["job_runs"][0]["log_uri"].startswith(f"s3://{BUCKET}/logs/serverless/")
+    assert len(st["job_runs"]) == len(EXPECTED_JOBS) and st["job_runs"][0]["log_uri"].startswith(f"s3://{BUCKET}/logs/serverless/")
     assert emr.serverless_down(app["applicationId"], sleep=lambda s: None)["state"] == "TERMINATED"
 
 

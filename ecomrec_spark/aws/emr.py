@@ -73,6 +73,7 @@ PIPELINE_JOBS: tuple[tuple[str, str], ...] = (
     ("score-reviews", "score_reviews.py"),
     ("build-recommendations", "build_recommendations.py"),
     ("evaluate-recommendations", "evaluate_recommendations.py"),
+    ("register-tables", "register_tables.py"),
 )
 JOB_SCRIPTS: dict[str, str] = dict(PIPELINE_JOBS)
 PIPELINE: tuple[str, ...] = tuple(name for name, _ in PIPELINE_JOBS)
