@@ -28,6 +28,8 @@ COMMANDS = {
                              "similar_items, association_rules, popular_items",
     "evaluate-recommendations": "time-split offline evaluation of every recommender and baseline -> "
                                 "gold recommendation_metrics and reports/recommendations.md",
+    "insights": "analytics tables for Athena (behaviour, sales trends, seasonality, review impact, prediction "
+                "confusion, recommendation insights) -> gold insights_<name>",
     "register-tables": "register every silver and gold Delta table as ecomrec.<table> in the metastore "
                        "(the session catalog locally, Glue on EMR)",
     "athena-ddl": "write the Athena CREATE EXTERNAL TABLE ... TBLPROPERTIES ('table_type'='DELTA') statements",
@@ -141,6 +143,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             result["generate"] = _generate(spark, cfg, cfg["paths"]["raw"], None, None)
         result.update(stages.run_all(spark, cfg))
         return result
+    if args.command == "insights":
+        from ecomrec_spark.insights.analytics import build_insights
+
+        return {"insights": {"tables": build_insights(spark, cfg)}}
     if args.command == "athena-ddl":
         from ecomrec_spark.catalog import write_ddl
 
@@ -218,6 +224,10 @@ def summarize(result: Mapping[str, Any], cfg_lake: str) -> str:
         r = result["register-tables"]
         lines.append(f"register-tables: {len(r['tables'])} tables in database {r['database']} "
                      f"(e.g. spark.sql('select * from {r['database']}.recommendations'))")
+    if "insights" in result:
+        lines.append("insights:")
+        for table, n in sorted(result["insights"]["tables"].items()):
+            lines.append(f"  {cfg_lake}/{table:<34} {n:>9} rows")
     if "athena-ddl" in result:
         lines.append(f"athena-ddl: {result['athena-ddl']['path']}")
     if "predict-review" in result:

@@ -1,0 +1,1 @@
+"""Insights: analytics tables for Athena, review-text sentiment and the report."""
