@@ -9,6 +9,7 @@ before Spark starts; a bad one exits with code 2 and a one-line message.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 from typing import Any, Mapping, Sequence
@@ -29,7 +30,8 @@ COMMANDS = {
     "evaluate-recommendations": "time-split offline evaluation of every recommender and baseline -> "
                                 "gold recommendation_metrics and reports/recommendations.md",
     "insights": "analytics tables for Athena (behaviour, sales trends, seasonality, review impact, prediction "
-                "confusion, recommendation insights) -> gold insights_<name>",
+                "confusion, recommendation insights) -> gold insights_<name>; review-text sentiment (MLlib) -> "
+                "gold review_sentiment, product_sentiment",
     "register-tables": "register every silver and gold Delta table as ecomrec.<table> in the metastore "
                        "(the session catalog locally, Glue on EMR)",
     "athena-ddl": "write the Athena CREATE EXTERNAL TABLE ... TBLPROPERTIES ('table_type'='DELTA') statements",
@@ -145,8 +147,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         return result
     if args.command == "insights":
         from ecomrec_spark.insights.analytics import build_insights
+        from ecomrec_spark.insights.sentiment import run_sentiment
 
-        return {"insights": {"tables": build_insights(spark, cfg)}}
+        return {"insights": {"tables": build_insights(spark, cfg), "sentiment": run_sentiment(spark, cfg)}}
     if args.command == "athena-ddl":
         from ecomrec_spark.catalog import write_ddl
 
@@ -228,6 +231,7 @@ def summarize(result: Mapping[str, Any], cfg_lake: str) -> str:
         lines.append("insights:")
         for table, n in sorted(result["insights"]["tables"].items()):
             lines.append(f"  {cfg_lake}/{table:<34} {n:>9} rows")
+        lines.append(f"  review sentiment: {json.dumps(result['insights']['sentiment'], default=str)[:400]}")
     if "athena-ddl" in result:
         lines.append(f"athena-ddl: {result['athena-ddl']['path']}")
     if "predict-review" in result:
