@@ -179,6 +179,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return {args.command: stage(spark, cfg)}
 
 
+def table_lines(tables: Mapping[str, int], cfg_lake: str) -> list[str]:
+    """``<lake>/<layer>/<table>  rows`` for each written table."""
+    return [f"  {cfg_lake}/{table:<34} {n:>9} rows" for table, n in sorted(tables.items())]
+
+
 def summarize(result: Mapping[str, Any], cfg_lake: str) -> str:
     lines = []
     if "generate" in result:
@@ -193,8 +198,7 @@ def summarize(result: Mapping[str, Any], cfg_lake: str) -> str:
             lines.append(f"  {f['table']:<28} raw {f['raw_records']:>9} bronze {f['bronze_rows']:>9} quarantine {f['quarantine_rows']:>6}")
     if "transform" in result:
         lines.append("tables:")
-        for table, n in sorted(result["transform"]["tables"].items()):
-            lines.append(f"  {cfg_lake}/{table:<34} {n:>9} rows")
+        lines += table_lines(result["transform"]["tables"], cfg_lake)
     for stage in ("train-review", "score-reviews"):
         if "skipped" in result.get(stage, {}):
             lines.append(f"{stage}: skipped, {result[stage]['skipped']}")
@@ -203,14 +207,12 @@ def summarize(result: Mapping[str, Any], cfg_lake: str) -> str:
     if "score-reviews" in result and "skipped" not in result["score-reviews"]:
         s = result["score-reviews"]
         lines.append(f"score-reviews: model {s['model_version']}")
-        for table, n in sorted(s["tables"].items()):
-            lines.append(f"  {cfg_lake}/{table:<34} {n:>9} rows")
+        lines += table_lines(s["tables"], cfg_lake)
     if "build-recommendations" in result:
         b = result["build-recommendations"]
         lines.append(f"build-recommendations: version {b['model_version']}; "
                      f"knn {b['info'].get('knn', {})}; hybrid weights {b['info'].get('hybrid_weights')}")
-        for table, n in sorted(b["tables"].items()):
-            lines.append(f"  {cfg_lake}/{table:<34} {n:>9} rows")
+        lines += table_lines(b["tables"], cfg_lake)
         for entry in b.get("samples", []):
             lines += recommendation_lines(entry)
     if "evaluate-recommendations" in result:
@@ -229,8 +231,7 @@ def summarize(result: Mapping[str, Any], cfg_lake: str) -> str:
                      f"(e.g. spark.sql('select * from {r['database']}.recommendations'))")
     if "insights" in result:
         lines.append("insights:")
-        for table, n in sorted(result["insights"]["tables"].items()):
-            lines.append(f"  {cfg_lake}/{table:<34} {n:>9} rows")
+        lines += table_lines(result["insights"]["tables"], cfg_lake)
         lines.append(f"  review sentiment: {json.dumps(result['insights']['sentiment'], default=str)[:400]}")
     if "athena-ddl" in result:
         lines.append(f"athena-ddl: {result['athena-ddl']['path']}")
