@@ -137,5 +137,7 @@ def test_review_stages_skip_a_lake_without_reviews(spark, cfg, lake):
     from ecomrec_spark import stages
 
     run_cfg = {**cfg, "paths": {**cfg["paths"], "lake": lake}}
-    for name, stage in stages.PIPELINE[2:]:
+    for name, stage in stages.PIPELINE:
+        if name not in ("train-review", "score-reviews"):
+            continue
         assert stage(spark, run_cfg) == {"skipped": "no gold/order_features table (the configured sources have no orders with reviews)"}, name
