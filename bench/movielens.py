@@ -454,13 +454,9 @@ def render(res: dict[str, Any]) -> str:
 
 def write_markdown(path: Path, section: str) -> None:
     """Replace the movielens section of ``path`` (append it when absent)."""
-    text = path.read_text() if path.is_file() else "# Benchmarks\n"
-    if START_MARK in text and END_MARK in text:
-        head, rest = text.split(START_MARK, 1)
-        text = head + section.rstrip("\n") + rest.split(END_MARK, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    path.write_text(text)
+    from bench.sections import write_section
+
+    write_section("movielens", section.strip("\n").split("\n")[1:-1], path)  # the lines between the markers
 
 
 # ================================================================================================
