@@ -7,8 +7,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 JARS := .cache/jars/spark-local.conf
+S3A_JARS := .cache/jars/spark-local-s3a.conf
 
-.PHONY: demo test setup jars java clean-lake help
+.PHONY: demo test setup jars jars-s3a java clean-lake help
 
 help:
 	@echo "make demo   - generate data, run ingest + transform, print the Delta tables"
@@ -36,10 +37,16 @@ $(JARS): | setup
 
 jars: setup $(JARS)
 
+# hadoop-aws (= pyspark's Hadoop) + the AWS SDK v2 bundle (~550 MB, once) for s3a:// and the moto S3 test
+$(S3A_JARS): | setup
+	$(PY) -c 'from ecomrec_spark.session import fetch_jars; fetch_jars(s3a=True)'
+
+jars-s3a: setup $(S3A_JARS)
+
 demo: jars
 	$(VENV)/bin/ecomrec run-all --generate
 
-test: jars
+test: jars jars-s3a
 	$(PY) -m pytest
 
 clean-lake:

@@ -14,8 +14,11 @@ of the Hadoop that pyspark bundles (``pyspark/jars/hadoop-client-api-*.jar``);
 Ivy brings in what it needs (the AWS SDK v2 ``bundle``, several hundred MB).
 That set has its own manifest, so the Delta-only cache stays valid.  Credentials
 come from the SDK's default chain (environment, profile, container or instance
-role); never put keys in the config.  A test or a MinIO/moto endpoint sets
-``spark.conf`` keys such as ``spark.hadoop.fs.s3a.endpoint``.
+role); never put keys in the config.  A local S3 API (moto, MinIO) is reached with
+``--set spark.conf.spark.hadoop.fs.s3a.endpoint=http://127.0.0.1:PORT`` plus
+``fs.s3a.path.style.access=true`` and ``fs.s3a.connection.ssl.enabled=false``
+(``tests/test_s3_end_to_end.py``).  ``make jars-s3a`` fetches the jars ahead and
+writes ``<jar_cache>/spark-local-s3a.conf`` for plain ``spark-submit``.
 
 Delta on S3 assumes **one writer at a time** per table (the jobs run as
 sequential steps), so Delta's default S3 LogStore (``S3SingleDriverLogStore``,
@@ -47,7 +50,8 @@ MIN_JAVA = 17
 HADOOP_AWS = "org.apache.hadoop:hadoop-aws"
 # fs.s3a.impl needs no setting (hadoop-aws registers S3AFileSystem); the rest is per endpoint, from spark.conf.
 S3A_DEFAULTS = {
-    "spark.hadoop.fs.s3a.aws.credentials.provider": "software.amazon.awssdk.auth.credentials.DefaultCredentialsProvider",
+    "spark.hadoop.fs.s3a.aws.credentials.provider":
+        "software.amazon.awssdk.auth.credentials.DefaultCredentialsProvider",  # SDK v2: env, profile, role
 }
 
 
@@ -81,7 +85,8 @@ def bundled_hadoop_version() -> str:
     found = sorted(jars.glob("hadoop-client-api-*.jar"))
     match = re.fullmatch(r"hadoop-client-api-(\d+\.\d+\.\d+)\.jar", found[0].name) if found else None
     if not match:
-        raise ConfigError(f"no hadoop-client-api-<version>.jar in {jars}; cannot pick the matching hadoop-aws for s3a://")
+        raise ConfigError(f"no hadoop-client-api-<version>.jar in {jars}; "
+                          "cannot pick the matching hadoop-aws for s3a://")
     return match.group(1)
 
 
@@ -203,8 +208,9 @@ def build_session(cfg: Mapping[str, Any], app_name: str | None = None, extra_con
             cache.mkdir(parents=True, exist_ok=True)
             conf["spark.jars.packages"] = ",".join(packages)
             conf["spark.jars.ivy"] = str((cache / "ivy").resolve())
+            big = any(p.startswith(HADOOP_AWS) for p in packages)
             log.info("fetching %s from Maven Central into %s (once%s)", packages, cache,
-                     "; the AWS SDK bundle is several hundred MB" if any(p.startswith(HADOOP_AWS) for p in packages) else "")
+                     "; the AWS SDK bundle is several hundred MB" if big else "")
 
     builder = SparkSession.builder.appName(app_name or spark_cfg.get("app_name", "ecomrec"))
     if master and not attached:
@@ -214,12 +220,14 @@ def build_session(cfg: Mapping[str, Any], app_name: str | None = None, extra_con
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel(spark_cfg.get("log_level", "WARN"))
     if packages and not attached:
-        s3a_jars = any(p.startswith(HADOOP_AWS) for p in packages)
-        # Per-run endpoint settings (a test's moto port) stay out of the shared properties file.
-        fixed = {k: v for k, v in base_conf.items() if not k.startswith("spark.hadoop.fs.s3a.") or k in S3A_DEFAULTS}
-        props = {**({"spark.master": str(master)} if master else {}), **(S3A_DEFAULTS if s3a_jars else {}), **fixed}
-        _record_jars(cache, packages, _resolved_jars(spark, cache), props,
-                     "spark-local-s3a.conf" if s3a_jars else "spark-local.conf")
+        if any(p.startswith(HADOOP_AWS) for p in packages):
+            # only what the JVM needs at start plus fixed settings: per-run values (an endpoint, a port,
+            # temp folders) come from the config when build_session runs under spark-submit
+            props = {**DELTA_CONF, **S3A_DEFAULTS, "spark.sql.ansi.enabled": "true"}
+            _record_jars(cache, packages, _resolved_jars(spark, cache), props, "spark-local-s3a.conf")
+        else:
+            props = {"spark.master": str(master), **base_conf} if master else base_conf
+            _record_jars(cache, packages, _resolved_jars(spark, cache), props, "spark-local.conf")
     _check_delta(spark, cache)
     if want_s3a:
         _check_s3a(spark, cache)
@@ -259,6 +267,6 @@ def fetch_jars(conf_file: str | None = None, s3a: bool = False) -> None:
     """
     from ecomrec_spark.config import load_config
 
-    spark = build_session(load_config(conf_file), app_name="ecomrec-fetch-jars", extra_conf={"spark.ui.showConsoleProgress": "false"},
-                          s3a=s3a or None)
+    spark = build_session(load_config(conf_file), app_name="ecomrec-fetch-jars",
+                          extra_conf={"spark.ui.showConsoleProgress": "false"}, s3a=s3a or None)
     spark.stop()

@@ -34,6 +34,7 @@ _IP = re.compile(r"\d+\.\d+\.\d+\.\d+")
 _RESERVED_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
 _RESERVED_SUFFIXES = ("-s3alias", "--ol-s3", ".mrap", "--x-s3")
 _CHUNK = 1 << 20
+UPLOAD_RAW_HELP = "upload a local raw folder to S3 with boto3 (files already there unchanged are skipped)"
 
 
 def validate_bucket(bucket: str) -> str:
@@ -106,19 +107,19 @@ def _local_files(root: Path) -> Iterator[Path]:
 
 def _md5(path: Path, part_size: int = PART_SIZE) -> tuple[str, str]:
     """``(md5, multipart ETag)`` of a file: the plain MD5 and S3's ``md5(part md5s)-N`` for ``part_size`` parts."""
-    whole, parts = hashlib.md5(), []
+    whole, parts = hashlib.md5(usedforsecurity=False), []
     with path.open("rb") as fh:
-        part, filled = hashlib.md5(), 0
+        part, filled = hashlib.md5(usedforsecurity=False), 0
         while chunk := fh.read(min(_CHUNK, part_size - filled)):
             whole.update(chunk)
             part.update(chunk)
             filled += len(chunk)
             if filled == part_size:
                 parts.append(part.digest())
-                part, filled = hashlib.md5(), 0
+                part, filled = hashlib.md5(usedforsecurity=False), 0
         if filled:
             parts.append(part.digest())
-    multipart = f"{hashlib.md5(b''.join(parts)).hexdigest()}-{len(parts)}"
+    multipart = f"{hashlib.md5(b''.join(parts), usedforsecurity=False).hexdigest()}-{len(parts)}"
     return whole.hexdigest(), multipart
 
 
@@ -133,7 +134,8 @@ def _plan(local_dir: str | Path, s3_uri: str) -> tuple[Path, str, str, list[tupl
     """Validate everything before any AWS call: the folder, the URI and every key."""
     root = Path(local_dir)
     if not root.is_dir():
-        raise ValueError(f"--from {str(local_dir)!r} is not a local folder (generate one with `ecomrec generate --out DIR`)")
+        raise ValueError(f"--from {str(local_dir)!r} is not a local folder "
+                         "(generate one with `ecomrec generate --out DIR`)")
     bucket, prefix = parse_s3_uri(s3_uri)
     files = []
     for path in _local_files(root):
@@ -183,7 +185,8 @@ def upload_raw(local_dir: str | Path, s3_uri: str, client: Any = None, endpoint_
     except ClientError as exc:
         code = exc.response.get("Error", {}).get("Code", "")
         if code in ("404", "NoSuchBucket"):
-            raise ValueError(f"bucket {bucket!r} does not exist (create it first, e.g. `aws s3 mb s3://{bucket}`)") from None
+            raise ValueError(f"bucket {bucket!r} does not exist "
+                             f"(create it first, e.g. `aws s3 mb s3://{bucket}`)") from None
         raise
     scheme = s3_uri.split("://", 1)[0]
     uploaded, skipped = [], 0
@@ -238,8 +241,7 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``ecomrec upload-raw --from DIR --to s3://bucket/raw [--endpoint-url URL]``."""
-    parser = argparse.ArgumentParser(prog="ecomrec upload-raw",
-                                     description="upload a local raw folder to S3 with boto3 (unchanged files are skipped)")
+    parser = argparse.ArgumentParser(prog="ecomrec upload-raw", description=UPLOAD_RAW_HELP)
     add_arguments(parser)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
