@@ -32,6 +32,8 @@ COMMANDS = {
     "insights": "analytics tables for Athena (behaviour, sales trends, seasonality, review impact, prediction "
                 "confusion, recommendation insights) -> gold insights_<name>; review-text sentiment (MLlib) -> "
                 "gold review_sentiment, product_sentiment",
+    "report": "one self-contained HTML page with the dashboards, model comparisons, recommendation metrics and "
+              "data-quality figures -> <paths.reports>/index.html",
     "register-tables": "register every silver and gold Delta table as ecomrec.<table> in the metastore "
                        "(the session catalog locally, Glue on EMR)",
     "athena-ddl": "write the Athena CREATE EXTERNAL TABLE ... TBLPROPERTIES ('table_type'='DELTA') statements",
@@ -39,7 +41,7 @@ COMMANDS = {
     "recommend": "print one customer's top k (unknown customers get the popularity fallback)",
     "emr": "launch and manage the pipeline on EMR: ecomrec emr up|submit|status|logs|down (see emr/README.md)",
     "run-all": "every pipeline stage in order (ingest, transform, train-review, score-reviews, build- and "
-               "evaluate-recommendations) on the configured input",
+               "evaluate-recommendations, insights, register-tables, report) on the configured input",
 }
 
 
@@ -145,11 +147,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             result["generate"] = _generate(spark, cfg, cfg["paths"]["raw"], None, None)
         result.update(stages.run_all(spark, cfg))
         return result
-    if args.command == "insights":
-        from ecomrec_spark.insights.analytics import build_insights
-        from ecomrec_spark.insights.sentiment import run_sentiment
-
-        return {"insights": {"tables": build_insights(spark, cfg), "sentiment": run_sentiment(spark, cfg)}}
     if args.command == "athena-ddl":
         from ecomrec_spark.catalog import write_ddl
 
@@ -233,6 +230,10 @@ def summarize(result: Mapping[str, Any], cfg_lake: str) -> str:
         lines.append("insights:")
         lines += table_lines(result["insights"]["tables"], cfg_lake)
         lines.append(f"  review sentiment: {json.dumps(result['insights']['sentiment'], default=str)[:400]}")
+    if "report" in result:
+        r = result["report"]
+        lines.append(f"report: {r['path']} ({len(r['sections'])} sections, {r['charts']} charts"
+                     + (f", {r['notes']} notes on missing tables" if r["notes"] else "") + ")")
     if "athena-ddl" in result:
         lines.append(f"athena-ddl: {result['athena-ddl']['path']}")
     if "predict-review" in result:

@@ -116,6 +116,13 @@ SCHEMA: dict[str, Any] = {
     },
     "catalog": {"database": str, "s3_lake": (str, type(None)), "athena_output": (str, type(None)),
                 "workgroup": str},
+    "insights": {
+        "top_n": int,  # top products per month / most recommended per category
+        "score_change_threshold": _NUM,  # a monthly mean-score move this large is "up" or "down"
+        "sentiment": {"vocab_size": int, "min_df": _NUM, "reg_param": _NUM, "max_iter": int, "features": str,
+                      "ngrams": bool, "vector_size": int, "test_fraction": _NUM, "seed": int,
+                      "class_weights": (bool, type(None)), "positive_at": _NUM, "negative_at": _NUM},
+    },
     "emr": dict,  # launcher settings, validated by ecomrec_spark.aws.emr (conf/emr.yaml, emr/README.md)
     "generate": {
         "orders": int,
@@ -230,7 +237,7 @@ def resolve_local(uri: str, base: Path) -> str:
 
 # Sections whose defaults come from conf/local.yaml when another file leaves them out;
 # paths and spark settings are per environment and never inherited.
-_INHERITED = ("ingest", "sources", "transform", "generate", "review", "recommend", "catalog")
+_INHERITED = ("ingest", "sources", "transform", "generate", "review", "recommend", "catalog", "insights")
 
 
 def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
@@ -290,6 +297,7 @@ def load_config(path: str | os.PathLike[str] | None = None, overrides: Iterable[
             raise ConfigError(f"config key 'generate.messy.{name}' must be a rate in [0, 0.2), got {rate}")
     _check_review(cfg.get("review") or {})
     _check_recommend(cfg.get("recommend") or {})
+    _check_insights(cfg.get("insights") or {})
     spark = cfg.setdefault("spark", {})
     if spark.get("jar_cache"):
         spark["jar_cache"] = resolve_local(spark["jar_cache"], REPO_ROOT)
@@ -350,6 +358,23 @@ def _check_review(r: Mapping[str, Any]) -> None:
 
 _REC_MODELS = ("knn", "hybrid", "als", "content", "popular", "item_knn", "ease")
 _ID_PATTERN = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+
+
+def _check_insights(i: Mapping[str, Any]) -> None:
+    """Value checks of the ``insights`` section (types are checked by the schema)."""
+    if not 1 <= i.get("top_n", 10) <= 1000:
+        raise ConfigError(f"config key 'insights.top_n' must be in [1, 1000], got {i['top_n']}")
+    if i.get("score_change_threshold", 0.5) <= 0:
+        raise ConfigError("config key 'insights.score_change_threshold' must be > 0")
+    s = i.get("sentiment") or {}
+    if s.get("features", "tfidf") not in ("tfidf", "word2vec"):
+        raise ConfigError(f"config key 'insights.sentiment.features' must be tfidf or word2vec, got {s['features']!r}")
+    if not 0 < s.get("test_fraction", 0.2) < 1:
+        raise ConfigError(f"config key 'insights.sentiment.test_fraction' must be in (0, 1), got {s['test_fraction']}")
+    lo, hi = s.get("negative_at", 0.4), s.get("positive_at", 0.6)
+    if not 0 <= lo <= hi <= 1:
+        raise ConfigError(f"config keys 'insights.sentiment.negative_at' ({lo}) <= 'positive_at' ({hi}) "
+                          "must both lie in [0, 1]")
 
 
 def _check_recommend(r: Mapping[str, Any]) -> None:

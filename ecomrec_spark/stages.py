@@ -84,6 +84,20 @@ def evaluate_recommendations_stage(spark: SparkSession, cfg: Mapping[str, Any]) 
     return evaluate(spark, cfg)
 
 
+def insights_stage(spark: SparkSession, cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """The gold insights_* analytics tables, then review-text sentiment."""
+    from ecomrec_spark.insights.analytics import build_insights
+    from ecomrec_spark.insights.sentiment import run_sentiment
+
+    return {"tables": build_insights(spark, cfg), "sentiment": run_sentiment(spark, cfg)}
+
+
+def report_stage(spark: SparkSession, cfg: Mapping[str, Any]) -> dict[str, Any]:
+    from ecomrec_spark.report.build import build_report
+
+    return build_report(spark, cfg)
+
+
 def register_tables_stage(spark: SparkSession, cfg: Mapping[str, Any]) -> dict[str, Any]:
     """Every silver and gold table in the session catalog (on EMR with the Glue metastore: in Glue)."""
     from ecomrec_spark.catalog import register_local
@@ -99,7 +113,9 @@ PIPELINE: list[tuple[str, Stage]] = [
     ("score-reviews", _if_reviews("score-reviews", score_reviews_stage)),
     ("build-recommendations", build_recommendations_stage),
     ("evaluate-recommendations", evaluate_recommendations_stage),
+    ("insights", insights_stage),
     ("register-tables", register_tables_stage),
+    ("report", report_stage),
 ]
 
 

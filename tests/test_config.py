@@ -33,6 +33,9 @@ def test_defaults_and_overrides():
     ("ingest.sources=[olist, shopify]", "unknown source 'shopify'"),
     ("generate.messy.duplicates=0.9", "generate.messy.duplicates"),
     ("nokey", "--set expects key=value"),
+    ("insights.top_n=0", "'insights.top_n' must be in [1, 1000]"),
+    ("insights.sentiment.features=bow", "must be tfidf or word2vec"),
+    ("insights.sentiment.negative_at=0.9", "'insights.sentiment.negative_at' (0.9) <= 'positive_at' (0.6)"),
 ])
 def test_bad_values_name_the_key(override, message):
     with pytest.raises(ConfigError, match=None) as err:

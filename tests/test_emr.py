@@ -31,9 +31,10 @@ WHEEL = f"ecomrec_spark-{emr.project_version()}-py3-none-any.whl"
 SETTINGS = {"bucket": BUCKET, "region": REGION}
 PATHS = {"raw": f"s3://{BUCKET}/raw", "lake": f"s3://{BUCKET}/lake", "reports": f"s3://{BUCKET}/reports"}
 EXPECTED_JOBS = ["ingest", "transform", "train-review", "score-reviews", "build-recommendations",
-                 "evaluate-recommendations", "register-tables"]
+                 "evaluate-recommendations", "insights", "register-tables", "report"]
 EXPECTED_SCRIPTS = ["ingest.py", "transform.py", "train_review_model.py", "score_reviews.py",
-                    "build_recommendations.py", "evaluate_recommendations.py", "register_tables.py"]
+                    "build_recommendations.py", "evaluate_recommendations.py", "insights.py", "register_tables.py",
+                    "report.py"]
 
 
 def _validate(service: str, operation: str, params: dict) -> None:

@@ -73,7 +73,9 @@ PIPELINE_JOBS: tuple[tuple[str, str], ...] = (
     ("score-reviews", "score_reviews.py"),
     ("build-recommendations", "build_recommendations.py"),
     ("evaluate-recommendations", "evaluate_recommendations.py"),
+    ("insights", "insights.py"),
     ("register-tables", "register_tables.py"),
+    ("report", "report.py"),
 )
 JOB_SCRIPTS: dict[str, str] = dict(PIPELINE_JOBS)
 PIPELINE: tuple[str, ...] = tuple(name for name, _ in PIPELINE_JOBS)

@@ -1,0 +1,194 @@
+"""The HTML report: chart primitives on hand-built numbers, then the page from a small demo run.
+
+The demo run goes through ``ecomrec run-all --generate`` (what ``make demo`` does) on
+a few hundred orders with small model grids; the page must hold every section,
+every chart must draw marks, nothing may be fetched from the network, and headless
+Chromium must render it to a screenshot that is not blank.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import re
+import shutil
+import struct
+import subprocess
+import zlib
+from pathlib import Path
+
+import pytest
+
+from ecomrec_spark import lake as lk
+from ecomrec_spark.cli import main
+from ecomrec_spark.report import svg
+from ecomrec_spark.report.build import SECTION_IDS, Tables, data_quality, review_prediction
+
+ORDERS = 700
+
+
+def _marks(chart: str) -> int:
+    return len(re.findall(r'class="mark"', chart))
+
+
+# --------------------------------------------------------------------------- charts
+
+def test_nice_ticks_cover_the_range_in_round_steps():
+    assert svg.nice_ticks(0, 87) == [0, 20, 40, 60, 80, 100]
+    assert svg.nice_ticks(0, 0.42) == [0, 0.1, 0.2, 0.3, 0.4, 0.5]
+    assert svg.nice_ticks(-3, 7)[0] <= -3 and svg.nice_ticks(-3, 7)[-1] >= 7
+    assert svg.nice_ticks(5, 5)[-1] >= 5  # a flat series still gets an axis
+
+
+def test_bar_charts_draw_one_mark_per_value_and_skip_missing_ones():
+    chart = svg.hbar_chart("units", ["a", "b", "c", "d"], [3, None, 7.5, float("nan")])
+    assert _marks(chart) == 2 and "a: 3" in chart and "c: 7.50" in chart
+    grouped = svg.bar_chart("two series", ["x", "y", "z"], {"s1": [1, 2, 3], "s2": [4, None, 6]})
+    assert _marks(grouped) == 5
+    assert svg.hbar_chart("empty", [], []) is None
+    assert svg.bar_chart("all missing", ["x"], {"s": [None]}) is None
+
+
+def test_line_chart_keeps_gaps_and_heatmap_has_a_cell_per_pair():
+    line = svg.line_chart("gappy", ["d1", "d2", "d3", "d4", "d5"], {"s": [1, 2, None, 4, 5]})
+    assert line.count("<polyline") == 2  # two runs either side of the gap
+    single = svg.line_chart("one point", ["d1"], {"s": [3]})
+    assert single.count("<circle") == 1
+    heat = svg.heatmap("confusion", ["1", "2"], ["1", "2"], [[5, 1], [0, 9]], "actual", "predicted")
+    assert _marks(heat) == 4 and ">9<" in heat
+
+
+def test_labels_are_escaped():
+    chart = svg.hbar_chart("<b>", ["<script>alert(1)</script>"], [1])
+    assert "<script>" not in chart and "&lt;script&gt;" in chart
+
+
+# --------------------------------------------------------------------------- sections on hand-built tables
+
+def test_prediction_section_sums_the_confusion_over_categories(spark, lake):
+    rows = [("toys", 5, 5, 8), ("toys", 5, 4, 2), ("books", 5, 5, 3), ("books", 1, 2, 4), ("books", 1, 1, 1)]
+    df = spark.createDataFrame(rows, "category string, actual int, predicted int, n long")
+    lk.overwrite(df, str(lake), "gold", "insights_prediction_confusion")
+    section = review_prediction(Tables(spark, str(lake)))
+    html = "".join(section.blocks)
+    heat = html[html.index("<svg"):html.index("</svg>")]
+    # actual 5 / predicted 5 = 8 + 3; actual 1 / predicted 2 = 4
+    assert "5 / 5: 11</title>" in heat and "1 / 2: 4</title>" in heat and "1 / 1: 1</title>" in heat
+    # per-category exact accuracy: toys 8/10, books 4/8
+    assert '<td>toys</td><td class="n">10</td><td class="n">0.800</td>' in html
+    assert '<td>books</td><td class="n">8</td><td class="n">0.500</td>' in html
+
+
+def test_quality_section_counts_each_reason_once_and_the_outliers(spark, lake):
+    root = str(lake)
+    q = spark.createDataFrame([("x", "f.csv", "missing order_id; bad timestamp in ts: 'soon'"),
+                               ("y", "f.csv", "bad timestamp in ts: 'later'"), ("z", "g.csv", "missing order_id")],
+                              "raw_text string, source_file string, reason string")
+    lk.overwrite(q, root, "quarantine", "olist_orders")
+    lines = spark.createDataFrame([("toys", 1.0)] * 6 + [("books", 2.0)] * 3, "category string, price double")
+    outliers = spark.createDataFrame([("toys", 99.0), ("toys", 98.0)], "category string, price double")
+    lk.overwrite(lines, root, "silver", "order_lines")
+    lk.overwrite(outliers, root, "silver", "order_line_outliers")
+    html = "".join(data_quality(Tables(spark, root)).blocks)
+    assert '<td>olist_orders</td><td>missing order_id</td><td class="n">2</td>' in html
+    assert '<td>olist_orders</td><td>bad timestamp in ts</td><td class="n">2</td>' in html  # quoted value dropped
+    assert "<b>2</b><span>outlier lines removed</span>" in html
+    assert "<b>0.18</b><span>share of order lines</span>" in html  # 2 / 11
+
+
+# --------------------------------------------------------------------------- the page from a demo run
+
+@pytest.fixture(scope="module")
+def demo(spark, tmp_path_factory):
+    root = tmp_path_factory.mktemp("report_demo")
+    sets = [f"paths.raw={root / 'raw'}", f"paths.lake={root / 'lake'}", f"paths.reports={root / 'reports'}",
+            f"generate.orders={ORDERS}", "generate.seed=3",
+            "review.baselines=[majority,logistic_regression]", "review.grid.max_depth=[3]",
+            "review.grid.n_estimators=[40]", "review.grid.learning_rate=[0.3]", "review.grid.min_child_weight=[1.0]",
+            "review.grid.subsample=[1.0]",
+            "recommend.als.max_iter=3", "recommend.als.rank=4", "recommend.hybrid.grid.review=[0.0]",
+            "recommend.hybrid.grid.price=[0.0]", "recommend.hybrid.grid.popularity=[0.0]",
+            "recommend.evaluate.models=[hybrid,als,popular]"]
+    args = ["run-all", "--generate"]
+    for s in sets:
+        args += ["--set", s]
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        rc = main(args)
+    return {"rc": rc, "stdout": out.getvalue(), "path": root / "reports" / "index.html", "root": root}
+
+
+def test_run_all_writes_the_report_and_prints_its_path(demo):
+    assert demo["rc"] == 0
+    assert demo["path"].is_file()
+    assert f"report: {demo['path']} ({len(SECTION_IDS)} sections" in demo["stdout"]
+
+
+def test_every_section_is_there_and_every_chart_has_content(demo):
+    html = demo["path"].read_text(encoding="utf-8")
+    found = re.findall(r'<section id="([a-z-]+)" data-section=', html)
+    assert found == list(SECTION_IDS)
+    assert 'class="note"' not in html  # every input table exists after run-all: no "missing table" notes
+    charts = re.findall(r'<svg [^>]*class="chart".*?</svg>', html, flags=re.S)
+    assert len(charts) >= 25
+    empty = [re.search(r"<title>(.*?)</title>", c).group(1) for c in charts if _marks(c) == 0]
+    assert empty == []
+    for section in SECTION_IDS:
+        body = html.split(f'data-section="{section}"', 1)[1].split("</section>", 1)[0]
+        assert "<svg" in body or "<table>" in body, section
+    # self-contained: no scripts, no external resources
+    assert "<script" not in html and not re.search(r'(src|href)="(https?:)?//', html)
+    for text in ("xgboost_tuned", "logistic_regression", "NDCG@10", "Quarantine counts by reason",
+                 "IQR outliers removed by category", "Revenue by month", "Holiday lift", "P(positive"):
+        assert text in html, text
+
+
+def _png_pixels(path: Path) -> tuple[int, int, bytes, int]:
+    """Width, height, unfiltered pixel bytes and bytes per pixel of an 8-bit RGB(A) PNG (stdlib only)."""
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    pos, idat, width = 8, b"", 0
+    while pos < len(data):
+        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        chunk = data[pos + 8:pos + 8 + length]
+        if kind == b"IHDR":
+            width, height, depth, color = struct.unpack(">IIBB", chunk[:10])
+            assert depth == 8 and color in (2, 6), (depth, color)
+            bpp = 3 if color == 2 else 4
+        elif kind == b"IDAT":
+            idat += chunk
+        pos += 12 + length
+    raw, stride = zlib.decompress(idat), width * bpp
+    out, prev = bytearray(), bytearray(stride)
+    for y in range(height):
+        f, line = raw[y * (stride + 1)], bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
+        for i in range(stride):
+            a = line[i - bpp] if i >= bpp else 0
+            b, c = prev[i], prev[i - bpp] if i >= bpp else 0
+            pred = (0, a, b, (a + b) // 2)[f] if f < 4 else (
+                a if abs(b - c) <= abs(a - c) and abs(b - c) <= abs(a + b - 2 * c) else
+                b if abs(a - c) <= abs(a + b - 2 * c) else c)
+            line[i] = (line[i] + pred) & 0xFF
+        out += line
+        prev = line
+    return width, height, bytes(out), bpp
+
+
+def test_headless_chromium_renders_a_page_that_is_not_blank(demo, tmp_path):
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        if os.environ.get("CI"):
+            pytest.fail("chromium is not installed; .ci/run installs Debian's package (apt-get install chromium)")
+        pytest.skip("chromium not installed (apt-get install chromium); CI installs it and runs this test")
+    shot = tmp_path / "report.png"
+    cmd = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", f"--screenshot={shot}",
+           "--window-size=1280,2400", demo["path"].resolve().as_uri()]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert shot.is_file(), done.stderr[-2000:]
+    width, height, pixels, bpp = _png_pixels(shot)
+    assert (width, height) == (1280, 2400)
+    colours = {pixels[i:i + 3] for i in range(0, len(pixels), bpp * 7)}
+    not_white = sum(1 for i in range(0, len(pixels), bpp * 7) if pixels[i:i + 3] != b"\xff\xff\xff")
+    assert len(colours) > 50  # text, axes and coloured bars, not one flat colour
+    assert not_white / (len(pixels) // (bpp * 7)) > 0.2  # header, cards and charts cover the page
