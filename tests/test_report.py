@@ -136,7 +136,7 @@ def test_every_section_is_there_and_every_chart_has_content(demo):
     assert empty == []
     for section in SECTION_IDS:
         body = html.split(f'data-section="{section}"', 1)[1].split("</section>", 1)[0]
-        assert "<svg" in body or "<table>" in body, section
+        assert "<svg" in body or "<table>" in body or 'class="kpi"' in body, section
     # self-contained: no scripts, no external resources
     assert "<script" not in html and not re.search(r'(src|href)="(https?:)?//', html)
     for text in ("xgboost_tuned", "logistic_regression", "NDCG@10", "Quarantine counts by reason",
