@@ -705,6 +705,14 @@ def _rows(n: int) -> str:
     return f"{n:,}"
 
 
+def _s(x: float) -> str:
+    return f"{x:.2f}"
+
+
+def _ratio(r: float) -> str:
+    return f"{r:.2f}" if r >= 0.1 else f"{r:.3f}"
+
+
 def reading(pandas_runs: Sequence[Mapping[str, Any]], spark_runs: Sequence[Mapping[str, Any]]) -> list[str]:
     """A few plain sentences on the ratios."""
     pairs = [(p, s) for p, s in zip(pandas_runs, spark_runs)]
@@ -713,20 +721,23 @@ def reading(pandas_runs: Sequence[Mapping[str, Any]], spark_runs: Sequence[Mappi
     out = []
     p, s = pairs[-1]
     ratio = p["seconds"] / s["seconds"]
-    out.append(f"At {_rows(p['rows'])} rows, the largest size, pandas took {p['seconds']:.1f} s and Spark "
-               f"{s['seconds']:.1f} s: pandas/Spark = {ratio:.2f}, so "
+    out.append(f"At {_rows(p['rows'])} rows, the largest size, pandas took {_s(p['seconds'])} s and Spark "
+               f"{_s(s['seconds'])} s: pandas/Spark = {_ratio(ratio)}, so "
                + ("Spark was faster." if ratio > 1 else "pandas was faster."))
     ratios = [(pp["rows"], pp["seconds"] / ss["seconds"]) for pp, ss in pairs]
     if len(ratios) > 1:
-        out.append("The ratio went " + " -> ".join(f"{r:.2f}" for _, r in ratios)
+        out.append("The ratio went " + " -> ".join(_ratio(r) for _, r in ratios)
                    + f" over {_rows(ratios[0][0])}-{_rows(ratios[-1][0])} rows.")
         faster = [n for n, r in ratios if r > 1]
         if faster and len(faster) < len(ratios):
             out.append(f"Spark was faster from {_rows(min(faster))} rows on in this run.")
     p_spm = [pp["seconds"] / pp["rows"] * 1e6 for pp, _ in pairs]
     s_spm = [ss["seconds"] / ss["rows"] * 1e6 for _, ss in pairs]
-    out.append(f"Seconds per million rows: pandas {p_spm[0]:.2f} -> {p_spm[-1]:.2f}, Spark {s_spm[0]:.2f} -> "
-               f"{s_spm[-1]:.2f} (Spark's fixed cost per job weighs most at the small sizes).")
+    if len(pairs) > 1:
+        out.append(f"Seconds per million rows: pandas {p_spm[0]:.2f} -> {p_spm[-1]:.2f}, Spark {s_spm[0]:.2f} -> "
+                   f"{s_spm[-1]:.2f} (Spark's fixed cost per job weighs most at the small sizes).")
+    else:
+        out.append(f"Seconds per million rows: pandas {p_spm[0]:.2f}, Spark {s_spm[0]:.2f}.")
     return out
 
 
@@ -781,8 +792,8 @@ def render(meta: Mapping[str, Any], check: Mapping[str, Any], pandas_runs: Seque
               "| rows | pandas s | Spark s | pandas/Spark | pandas peak RSS | Spark peak RSS | Spark session start s |",
               "|---:|---:|---:|---:|---:|---:|---:|"]
     for p, s in zip(pandas_runs, spark_runs):
-        lines.append(f"| {_rows(s['rows'])} | {p['seconds']:.1f} | {s['seconds']:.1f} | "
-                     f"{p['seconds'] / s['seconds']:.2f} | {_gib(p['peak_rss'])} | {_gib(s['peak_rss'])} | "
+        lines.append(f"| {_rows(s['rows'])} | {_s(p['seconds'])} | {_s(s['seconds'])} | "
+                     f"{_ratio(p['seconds'] / s['seconds'])} | {_gib(p['peak_rss'])} | {_gib(s['peak_rss'])} | "
                      f"{s['session_seconds']:.1f} |")
     lines += ["", "pandas/Spark above 1: Spark was faster. Per step (Spark's steps each include their own read of "
               "the input; pandas reads once):", "",
@@ -794,8 +805,8 @@ def render(meta: Mapping[str, Any], check: Mapping[str, Any], pandas_runs: Seque
         agree = all(p["output_rows"][t] == s["output_rows"][t] for t in TABLES)
         rows_txt = [f"{_rows(s['output_rows'][t])}" + ("" if agree else f" (pandas {_rows(p['output_rows'][t])})")
                     for t in TABLES]
-        lines.append(f"| {_rows(s['rows'])} | {ps['read']:.1f} | {ps['sales_trends']:.1f} | "
-                     f"{ps['season_correlation']:.1f} | {ss['sales_trends']:.1f} | {ss['season_correlation']:.1f} | "
+        lines.append(f"| {_rows(s['rows'])} | {_s(ps['read'])} | {_s(ps['sales_trends'])} | "
+                     f"{_s(ps['season_correlation'])} | {_s(ss['sales_trends'])} | {_s(ss['season_correlation'])} | "
                      f"{rows_txt[0]} | {rows_txt[1]} |")
     gen_txt = ", ".join(f"{_rows(int(n))}: {g['seconds']:.1f} s"
                         for n, g in sorted(gen.items(), key=lambda x: int(x[0])) if g.get("seconds") is not None)
@@ -809,7 +820,7 @@ def summary_table(pandas_runs, spark_runs) -> str:
     """A plain-text table for the terminal."""
     out = [f"{'rows':>12} {'pandas s':>9} {'spark s':>9} {'pandas/spark':>13} {'pandas GiB':>11} {'spark GiB':>10}"]
     for p, s in zip(pandas_runs, spark_runs):
-        out.append(f"{s['rows']:>12,} {p['seconds']:>9.1f} {s['seconds']:>9.1f} {p['seconds'] / s['seconds']:>13.2f} "
+        out.append(f"{s['rows']:>12,} {p['seconds']:>9.2f} {s['seconds']:>9.2f} {p['seconds'] / s['seconds']:>13.3f} "
                    f"{p['peak_rss'] / 2**30:>11.2f} {s['peak_rss'] / 2**30:>10.2f}")
     return "\n".join(out)
 

@@ -52,3 +52,47 @@ def shared_data():
     if not SHARED_DATA.is_dir():
         pytest.fail(f"shared data folder missing: {SHARED_DATA} (it sits beside the repo on dev machines and CI)")
     return SHARED_DATA
+
+
+RECOMMEND_RUN_ORDERS = 1500
+
+
+@pytest.fixture(scope="session")
+def recommend_run(spark, tmp_path_factory):
+    """Generate -> ingest -> transform -> build-recommendations -> evaluate on 1,500 planted orders, once.
+
+    ``test_recommend_end_to_end`` checks it; ``test_report`` adds the review, insights and report
+    stages to the same lake rather than paying for another ingest and transform.
+    """
+    from pyspark.sql import functions as F
+
+    from ecomrec_spark import lake as lk
+    from ecomrec_spark.generate.dataset import generate_dataset
+    from ecomrec_spark.ingest.run import ingest
+    from ecomrec_spark.recommend.evaluate import evaluate
+    from ecomrec_spark.recommend.run import recommend
+    from ecomrec_spark.transform.run import transform
+
+    root = tmp_path_factory.mktemp("rec_e2e")
+    sets = [
+        f"paths.raw={root / 'raw'}", f"paths.lake={root / 'lake'}", f"paths.reports={root / 'reports'}",
+        f"generate.orders={RECOMMEND_RUN_ORDERS}", "generate.seed=5", "recommend.als.max_iter=5", "recommend.als.rank=8",
+        "recommend.hybrid.grid.review=[0.0]", "recommend.hybrid.grid.price=[0.0]",
+        "recommend.hybrid.grid.popularity=[0.0,1.0]", "recommend.evaluate.models=[hybrid,als,popular,random]",
+        "recommend.rules.min_support=0.0015",  # at least 2 of about 1,400 baskets
+    ]
+    cfg = load_config(None, sets)
+    generate_dataset(spark, cfg["paths"]["raw"], cfg["generate"])
+    ingest(spark, cfg)
+    transform(spark, cfg)
+    lake = cfg["paths"]["lake"]
+    # a never-seen customer with a known region: the fallback must serve them
+    cust = lk.read(spark, lake, "silver", "customers")
+    ghost = cust.limit(1).select(F.lit("ghost-customer-1").alias("customer_id"),
+                                 *[c for c in cust.columns if c != "customer_id"])
+    lk.overwrite(cust.unionByName(ghost), lake, "silver", "customers")
+    built = recommend(spark, cfg)
+    recs_v1 = lk.read(spark, lake, "gold", "recommendations").drop("generated_at", "model_version").cache()
+    recs_v1.count()
+    evaluated = evaluate(spark, cfg)
+    return {"cfg": cfg, "sets": sets, "built": built, "evaluated": evaluated, "root": root, "recs_v1": recs_v1}

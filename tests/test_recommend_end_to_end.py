@@ -1,6 +1,7 @@
 """Generate -> ingest -> transform -> build-recommendations -> evaluate on small planted data.
 
-One module-scoped run (about 1,500 orders, exact KNN, a two-point hybrid grid) feeds every test.
+One session-scoped run (``conftest.recommend_run``: about 1,500 orders, exact KNN, a two-point hybrid
+grid) feeds every test.
 """
 
 from __future__ import annotations
@@ -12,40 +13,15 @@ from pyspark.sql import Window
 from pyspark.sql import functions as F
 
 from ecomrec_spark import lake as lk
-from ecomrec_spark.config import load_config
-from ecomrec_spark.generate.dataset import generate_dataset
-from ecomrec_spark.ingest.run import ingest
-from ecomrec_spark.recommend.evaluate import evaluate
 from ecomrec_spark.recommend.run import recommend
-from ecomrec_spark.transform.run import transform
 
-ORDERS = 1500
 K = 10
 
 
 @pytest.fixture(scope="module")
-def run(spark, tmp_path_factory):
-    root = tmp_path_factory.mktemp("rec_e2e")
-    cfg = load_config(None, [
-        f"paths.raw={root / 'raw'}", f"paths.lake={root / 'lake'}", f"paths.reports={root / 'reports'}",
-        f"generate.orders={ORDERS}", "generate.seed=5", "recommend.als.max_iter=5", "recommend.als.rank=8",
-        "recommend.hybrid.grid.review=[0.0]", "recommend.hybrid.grid.price=[0.0]", "recommend.hybrid.grid.popularity=[0.0,1.0]",
-        "recommend.evaluate.models=[hybrid,als,popular,random]",
-        "recommend.rules.min_support=0.0015",  # at least 2 of about 1,400 baskets
-    ])
-    generate_dataset(spark, cfg["paths"]["raw"], cfg["generate"])
-    ingest(spark, cfg)
-    transform(spark, cfg)
-    lake = cfg["paths"]["lake"]
-    # a never-seen customer with a known region: the fallback must serve them
-    cust = lk.read(spark, lake, "silver", "customers")
-    ghost = cust.limit(1).select(F.lit("ghost-customer-1").alias("customer_id"), *[c for c in cust.columns if c != "customer_id"])
-    lk.overwrite(cust.unionByName(ghost), lake, "silver", "customers")
-    built = recommend(spark, cfg)
-    recs_v1 = lk.read(spark, lake, "gold", "recommendations").drop("generated_at", "model_version").cache()
-    recs_v1.count()
-    evaluated = evaluate(spark, cfg)
-    return {"cfg": cfg, "built": built, "evaluated": evaluated, "root": root, "recs_v1": recs_v1}
+def run(recommend_run):
+    """The planted 1,500-order lake of ``conftest.recommend_run`` (the report test builds on it too)."""
+    return recommend_run
 
 
 def _gold(spark, run, table):
