@@ -123,6 +123,15 @@ def demo(recommend_run):
     return {"codes": codes, "stdout": out.getvalue(), "path": root / "reports" / "index.html", "root": root}
 
 
+def test_the_insights_tables_are_queryable_in_the_local_catalog(spark, demo):
+    totals = spark.sql("SELECT sum(revenue) AS r FROM ecomrec.insights_sales_trends "
+                       "WHERE grain = 'month' AND dimension = 'total'").first()["r"]
+    by_category = spark.sql("SELECT sum(revenue) AS r FROM ecomrec.insights_sales_trends "
+                            "WHERE grain = 'month' AND dimension = 'category'").first()["r"]
+    assert totals > 0 and abs(totals - by_category) < 1e-6 * totals  # every sold line has one category
+    assert spark.sql("SELECT count(*) AS n FROM ecomrec.review_sentiment").first()["n"] > 0
+
+
 def test_the_stages_write_the_report_and_print_its_path(demo):
     from ecomrec_spark.stages import PIPELINE
 

@@ -25,7 +25,7 @@ from ecomrec_spark.report.page import Section, kpis, note, render, table
 
 log = logging.getLogger(__name__)
 
-MAX_ROWS = 500  # the most aggregate rows any one chart or table brings to the driver
+MAX_ROWS = 2000  # the most aggregate rows any one chart or table brings to the driver (weeks, reasons, ...)
 TOP = 12  # bars per ranked chart
 INSIGHTS_HINT = "run `ecomrec insights`"
 
@@ -47,8 +47,11 @@ class Tables:
 
 
 def rows(df: DataFrame, limit: int = MAX_ROWS) -> list[dict[str, Any]]:
-    """At most ``limit`` rows of an aggregate as dicts (never row-level data)."""
-    return [r.asDict() for r in df.limit(limit).collect()]
+    """At most ``limit`` rows of an aggregate as dicts (never row-level data); a cut is logged."""
+    got = [r.asDict() for r in df.limit(limit + 1).collect()]
+    if len(got) > limit:
+        log.warning("report: an aggregate has more than %d rows; showing the first %d", limit, limit)
+    return got[:limit]
 
 
 def _col(rs: Sequence[Mapping[str, Any]], key: str) -> list[Any]:
@@ -118,16 +121,17 @@ def data_quality(t: Tables) -> Section:
         s.blocks.append(note("no quarantine tables: run `ecomrec ingest`"))
     lines, outliers = t.get("silver", "order_lines"), t.get("silver", "order_line_outliers")
     if lines is not None and outliers is not None:
-        kept = lines.groupBy(C.CATEGORY).agg(F.count(F.lit(1)).alias("kept"))
-        out = outliers.groupBy(C.CATEGORY).agg(F.count(F.lit(1)).alias("removed"))
-        per = rows(kept.join(out, C.CATEGORY, "full").na.fill(0, ["kept", "removed"])
-                   .withColumn("share", F.try_divide(F.col("removed").cast("double"), F.col("kept") + F.col("removed")))
-                   .orderBy(F.desc("removed"), C.CATEGORY))
-        s.chart(svg.hbar_chart("IQR outliers removed by category (top 12)", _col(per[:TOP], C.CATEGORY),
-                               _col(per[:TOP], "removed")), "no outliers removed")
-        total = sum(r["removed"] for r in per), sum(r["kept"] + r["removed"] for r in per)
-        s.blocks.append(kpis([("outlier lines removed", total[0]),
-                              ("share of order lines", total[0] / total[1] if total[1] else 0.0)]))
+        def per_category(df: DataFrame, name: str) -> DataFrame:
+            category = F.coalesce(F.col(C.CATEGORY), F.lit(C.UNKNOWN_CATEGORY)).alias(C.CATEGORY)
+            return df.groupBy(category).agg(F.count(F.lit(1)).alias(name))
+
+        both = per_category(lines, "kept").join(per_category(outliers, "removed"), C.CATEGORY, "full").na.fill(0)
+        top = rows(both.orderBy(F.desc("removed"), C.CATEGORY), TOP)
+        s.chart(svg.hbar_chart(f"IQR outliers removed by category (top {TOP})", _col(top, C.CATEGORY),
+                               _col(top, "removed")), "no outliers removed")
+        total = rows(both.agg(F.sum("removed").alias("removed"), F.sum(F.col("kept") + F.col("removed")).alias("all")))[0]
+        s.blocks.append(kpis([("outlier lines removed", total["removed"] or 0),
+                              ("share of order lines", (total["removed"] or 0) / total["all"] if total["all"] else 0.0)]))
     else:
         s.blocks.append(note("no silver/order_lines: run `ecomrec transform`"))
     return s
@@ -211,24 +215,28 @@ def behaviour(t: Tables) -> Section:
     if views is None or buys is None or users is None:
         s.blocks.append(note(f"no behaviour tables (the sources have no events, or {INSIGHTS_HINT})"))
         return s
-    daily = rows(views.join(buys, A.EVENT_DATE, "full").join(users, A.EVENT_DATE, "full").orderBy(A.EVENT_DATE))
-    dates = [str(r[A.EVENT_DATE]) for r in daily]
-    s.charts((svg.line_chart("Views, buyers and users per day", dates,
-                             {"views": _col(daily, "n_views"), "users": _col(daily, "n_users"),
-                              "buyers": _col(daily, "n_buyers")}), "no events by date"),
-             (svg.line_chart("Purchase events per day", dates, {"purchases": _col(daily, "n_purchases")}),
-              "no purchase events"))
+    # weeks, not days: a bounded series for any history length
+    week = F.date_trunc("week", F.col(A.EVENT_DATE)).cast("date").alias("week")
+    weekly = rows(views.join(buys, A.EVENT_DATE, "full").join(users, A.EVENT_DATE, "full").groupBy(week).agg(
+        F.sum("n_views").alias("views"), F.sum("n_purchases").alias("purchases"),
+        F.avg("n_users").alias("users"), F.avg("n_buyers").alias("buyers")).orderBy("week"))
+    weeks = [str(r["week"]) for r in weekly]
+    s.charts((svg.line_chart("View and purchase events per week", weeks,
+                             {"views": _col(weekly, "views"), "purchases": _col(weekly, "purchases")}),
+              "no events by date"),
+             (svg.line_chart("Users and buyers per day (weekly mean)", weeks,
+                             {"users": _col(weekly, "users"), "buyers": _col(weekly, "buyers")}), "no users by date"))
     dcc, pbc, ppc = (t.insight(n) for n in ("daily_category_counts", "purchases_by_category", "purchases_per_customer"))
     charts = []
     if dcc is not None:
         top = rows(dcc.groupBy(C.CATEGORY).agg(F.sum("n_events").alias("n")).orderBy(F.desc("n"), C.CATEGORY), 4)
         names = [r[C.CATEGORY] for r in top]
-        per = rows(dcc.where(F.col(C.CATEGORY).isin(*names)).groupBy(A.EVENT_DATE, C.CATEGORY)
-                   .agg(F.sum("n_events").alias("n")), MAX_ROWS * 8)
-        days = sorted({str(r[A.EVENT_DATE]) for r in per})
-        by = {(str(r[A.EVENT_DATE]), r[C.CATEGORY]): r["n"] for r in per}
-        charts.append((svg.line_chart("Events per day, top 4 categories", days,
-                                      {str(c): [by.get((d, c)) for d in days] for c in names}), "no category counts"))
+        per = rows(dcc.where(F.col(C.CATEGORY).isin(*names)).groupBy(week, C.CATEGORY)
+                   .agg(F.sum("n_events").alias("n")), MAX_ROWS * 4)
+        by = {(str(r["week"]), r[C.CATEGORY]): r["n"] for r in per}
+        weeks = sorted({w for w, _ in by})
+        charts.append((svg.line_chart("Events per week, top 4 categories", weeks,
+                                      {str(c): [by.get((w, c)) for w in weeks] for c in names}), "no category counts"))
     if pbc is not None:
         top = rows(pbc.groupBy(C.CATEGORY).agg(F.sum("n_purchases").alias("n")).orderBy(F.desc("n"), C.CATEGORY), TOP)
         charts.append((svg.hbar_chart("Purchase events by category", _col(top, C.CATEGORY), _col(top, "n")),

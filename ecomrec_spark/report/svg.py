@@ -11,7 +11,7 @@ nothing to draw, and the page says so instead of showing an empty frame.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from html import escape
 
 WIDTH = 560  # two charts side by side on a laptop screen
@@ -68,6 +68,24 @@ def _legend(names: Sequence[str], x: float, y: float) -> list[str]:
     return out
 
 
+def _frame(title: str, height: int, names: Sequence[str], ticks: Sequence[float], left: int, top: int,
+           plot_h: int) -> tuple[list[str], Callable[[float], float]]:
+    """Title, legend (for several series), grid lines and y tick labels; returns the SVG lines and the y scale."""
+    span = (ticks[-1] - ticks[0]) or 1.0
+
+    def y(v: float) -> float:
+        return top + plot_h - (v - ticks[0]) / span * plot_h
+
+    out = _open(title, height)
+    if len(names) > 1:
+        out += _legend(names, left, 36)
+    for t in ticks:
+        out.append(f'<line x1="{left}" y1="{y(t):.1f}" x2="{WIDTH - 16}" y2="{y(t):.1f}" stroke="#edf2f7"/>')
+        out.append(f'<text x="{left - 6}" y="{y(t) + 3:.1f}" font-size="10" text-anchor="end" fill="#718096">'
+                   f"{_fmt(t)}</text>")
+    return out, y
+
+
 def _clean(values: Sequence[Number]) -> list[float]:
     return [float(v) for v in values if v is not None and math.isfinite(float(v))]
 
@@ -113,18 +131,8 @@ def bar_chart(title: str, labels: Sequence[str], series: Mapping[str, Sequence[N
     left, top, bottom, height = 60, 50, 54, 300
     plot_w, plot_h = WIDTH - left - 16, height - top - bottom
     ticks = nice_ticks(min(0.0, min(allv)), max(0.0, max(allv)))
-    span = (ticks[-1] - ticks[0]) or 1.0
 
-    def y(v: float) -> float:
-        return top + plot_h - (v - ticks[0]) / span * plot_h
-
-    out = _open(title, height)
-    if len(names) > 1:
-        out += _legend(names, left, 36)
-    for t in ticks:
-        out.append(f'<line x1="{left}" y1="{y(t):.1f}" x2="{WIDTH - 16}" y2="{y(t):.1f}" stroke="#edf2f7"/>')
-        out.append(f'<text x="{left - 6}" y="{y(t) + 3:.1f}" font-size="10" text-anchor="end" fill="#718096">'
-                   f"{_fmt(t)}</text>")
+    out, y = _frame(title, height, names, ticks, left, top, plot_h)
     slot = plot_w / len(labels)
     bar = slot * 0.8 / len(names)
     every = max(1, math.ceil(len(labels) / 24))
@@ -156,22 +164,12 @@ def line_chart(title: str, x_labels: Sequence[str], series: Mapping[str, Sequenc
     left, top, bottom, height = 60, 50, 46, 300
     plot_w, plot_h = WIDTH - left - 16, height - top - bottom
     ticks = nice_ticks(min(0.0, min(allv)), max(allv))
-    span = (ticks[-1] - ticks[0]) or 1.0
     n = len(x_labels)
 
     def x(i: int) -> float:
         return left + (i / (n - 1) if n > 1 else 0.5) * plot_w
 
-    def y(v: float) -> float:
-        return top + plot_h - (v - ticks[0]) / span * plot_h
-
-    out = _open(title, height)
-    if len(names) > 1:
-        out += _legend(names, left, 36)
-    for t in ticks:
-        out.append(f'<line x1="{left}" y1="{y(t):.1f}" x2="{WIDTH - 16}" y2="{y(t):.1f}" stroke="#edf2f7"/>')
-        out.append(f'<text x="{left - 6}" y="{y(t) + 3:.1f}" font-size="10" text-anchor="end" fill="#718096">'
-                   f"{_fmt(t)}</text>")
+    out, y = _frame(title, height, names, ticks, left, top, plot_h)
     step = max(1, math.ceil(n / 7))
     shown = list(range(0, n, step))
     if n - 1 - shown[-1] >= step * 0.8:  # the last label, unless it would overlap its neighbour
