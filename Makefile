@@ -1,5 +1,5 @@
 # Two commands set everything up from nothing: a .venv, the project, Delta's jars.
-#   make demo   generate a data set, run the whole pipeline, print where the tables are
+#   make demo   generate a data set, run the whole pipeline, print where the tables and the report are
 #   make test   run the test suite
 SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
@@ -12,7 +12,7 @@ S3A_JARS := .cache/jars/spark-local-s3a.conf
 .PHONY: demo test setup jars jars-s3a java clean-lake help
 
 help:
-	@echo "make demo   - generate data, run ingest + transform, print the Delta tables"
+	@echo "make demo   - generate data, run the whole pipeline, print the tables and the report path"
 	@echo "make test   - run the test suite"
 
 java:
