@@ -123,11 +123,12 @@ def _generate(spark, cfg: Mapping[str, Any], out: str | None, orders: int | None
     return generate_dataset(spark, str(local_path(target).resolve()), settings)
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
+def run(args: argparse.Namespace, cfg: Mapping[str, Any] | None = None) -> dict[str, Any]:
     from ecomrec_spark import stages
     from ecomrec_spark.session import build_session
 
-    cfg = load_config(args.conf, args.overrides)
+    if cfg is None:
+        cfg = load_config(args.conf, args.overrides)
     _validate_args(args, cfg)
     if args.command == "recommend":
         _validate_recommend(args)
@@ -290,7 +291,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("py4j").setLevel(logging.WARNING)
     try:
-        result = run(args)
+        cfg = load_config(args.conf, args.overrides)  # once: the summary uses the config the run used
+        result = run(args, cfg)
     except ConfigError as exc:
         print(f"ecomrec {args.command}: configuration error: {exc}", file=sys.stderr)
         return 2
@@ -302,7 +304,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"ecomrec {args.command}: error: {exc}", file=sys.stderr)
             return 2
         raise
-    cfg = load_config(args.conf, args.overrides)
     print(summarize(result, cfg["paths"]["lake"]))
     if args.command not in ("generate", "predict-review", "recommend", "athena-ddl"):
         root = cfg["paths"]["lake"]
