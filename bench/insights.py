@@ -76,7 +76,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:  # `python bench/insights.py` from anywhere
     sys.path.insert(0, str(REPO_ROOT))
 
-from bench.etl import TreeRssSampler, machine_info, versions  # noqa: E402  (reuse the etl helpers)
+from bench.etl import TreeRssSampler, _gib, _rows, machine_info, versions  # noqa: E402  (reuse the etl helpers)
 from bench.sections import write_section  # noqa: E402
 
 log = logging.getLogger("bench.insights")
@@ -696,14 +696,6 @@ def _spawn(kind: str, rows: int | str, args: argparse.Namespace) -> dict[str, An
 # ================================================================================================
 # Report
 # ================================================================================================
-
-def _gib(b: float) -> str:
-    return f"{b / 2**30:.2f} GiB"
-
-
-def _rows(n: int) -> str:
-    return f"{n:,}"
-
 
 def _s(x: float) -> str:
     return f"{x:.2f}"
