@@ -24,16 +24,23 @@ Models
   0.05, 15 iterations, ratings as explicit targets) - a protocol sanity check
   against their published 0.044;
 * implicit ALS - :mod:`ecomrec_spark.recommend.als` (tuned);
-* cosine item-kNN and EASE - :mod:`ecomrec_spark.recommend.item_item` (tuned).
+* cosine item-kNN and EASE - :mod:`ecomrec_spark.recommend.item_item` (tuned), EASE pruned to
+  ``max_neighbors`` per product (scored by a Spark join);
+* EASE unpruned - the full dense ``W`` scored by ``mapInArrow`` (``max_neighbors=None``, the
+  pipeline's default ``recommend.item_item.ease_neighbors: null``), its lambda chosen by
+  :func:`ecomrec_spark.recommend.tuning.tune_models` over ``recommend.item_item.ease_lambdas``
+  (the code path ``build-recommendations`` uses).
 
 The best model is also rerun (same parameters) on a split stratified by item
 instead of user, as a sensitivity check.
 
 Usage::
 
-    .venv/bin/python bench/movielens.py [--out BENCHMARKS.md] [--quick]
+    .venv/bin/python bench/movielens.py [--out BENCHMARKS.md] [--quick] [--only ease_full,...]
 
 ``--quick`` runs a tiny grid and does not touch BENCHMARKS.md unless ``--out`` is given.
+``--only`` tunes and scores only the listed families (``als``, ``ease``, ``cosine``,
+``ease_full``; popularity and the explicit ALS always run); the section then says so.
 """
 
 from __future__ import annotations
@@ -83,9 +90,11 @@ FULL_GRID = {
     "ease_lambda": [100.0, 200.0, 300.0, 500.0, 800.0, 1200.0],
     "ease_neighbors": [100, 400, 800],
     "cosine_neighbors": [50, 100, 200, 400],
+    "ease_full_lambda": None,  # None: recommend.item_item.ease_lambdas of conf/local.yaml, as the pipeline tunes
 }
 QUICK_GRID = {"als_alpha": [5.0, 20.0], "als_reg": [0.1], "als_rank": [], "als_iter": [],
-              "ease_lambda": [300.0], "ease_neighbors": [], "cosine_neighbors": [100]}
+              "ease_lambda": [300.0], "ease_neighbors": [], "cosine_neighbors": [100], "ease_full_lambda": [300.0]}
+FAMILIES = ("als", "ease", "cosine", "ease_full")
 
 
 # ================================================================================================
@@ -259,35 +268,67 @@ def build_item_item(train, p: dict[str, Any]):
     return go
 
 
+def build_ease_full(train, p: dict[str, Any]):
+    """Unpruned EASE (dense ``W``, ``mapInArrow`` scoring)."""
+    from ecomrec_spark.recommend.item_item import fit_item_item, recommend_item_item
+
+    def go():
+        fitted = fit_item_item(train, method="ease", reg_lambda=p["reg_lambda"], max_neighbors=None)
+        if fitted.params["scoring"] != "dense":
+            raise RuntimeError(f"expected the dense EASE path, got {fitted.params}")
+        return recommend_item_item(fitted, train, K), fitted.unpersist
+    return go
+
+
+def tune_ease_full(fit_train, val, lambdas: list[float] | None) -> list[dict[str, Any]]:
+    """Unpruned EASE's lambda through ``recommend.tuning.tune_models`` (the pipeline's tuner), as trial rows."""
+    from ecomrec_spark.config import load_config
+    from ecomrec_spark.recommend.tuning import tune_models
+
+    rc = load_config(None)["recommend"]
+    rc = {**rc, "k": K, "item_item": {**rc["item_item"], "ease_neighbors": None, "tune": True,
+                                      **({"ease_lambdas": lambdas} if lambdas else {})}}
+    t0 = time.perf_counter()
+    tuned = tune_models(fit_train, val, rc, ("ease",), exclude_seen=True)["ease"]
+    seconds = (time.perf_counter() - t0) / len(tuned["trials"])
+    return [{"model": "ease_full", "params": {"reg_lambda": t["reg_lambda"]}, "ndcg_at_k": t["ndcg_at_k"],
+             "precision_at_k": t["precision_at_k"], "seconds": seconds} for t in tuned["trials"]]
+
+
 # ================================================================================================
 # Tuning on validation (inside train only)
 # ================================================================================================
 
-def tune(fit_train, val, catalogue: int, grid: dict[str, list]) -> dict[str, Any]:
+def tune(fit_train, val, catalogue: int, grid: dict[str, list], only: tuple[str, ...] = FAMILIES) -> dict[str, Any]:
     """Staged grid searches by validation nDCG@10; returns every trial and the chosen params."""
     from ecomrec_spark.recommend.item_item import fit_ease_grid, recommend_item_item
 
-    trials: dict[str, list[dict[str, Any]]] = {"als": [], "ease": [], "cosine": []}
+    trials: dict[str, list[dict[str, Any]]] = {"als": [], "ease": [], "cosine": [], "ease_full": []}
+    chosen: dict[str, dict[str, Any]] = {}
+    if "ease_full" in only:  # first: the unpruned EASE is the point of the latest change
+        trials["ease_full"] = tune_ease_full(fit_train, val, grid.get("ease_full_lambda"))
+        chosen["ease_full"] = max(trials["ease_full"], key=lambda r: r["ndcg_at_k"])["params"]
 
     def als_trial(p):
         r = run_model("als", p, build_als(fit_train, p), val, catalogue)
         trials["als"].append(r)
         return r
 
-    base = {"rank": 32, "max_iter": 10, "weighting": "binary"}
-    for alpha in grid["als_alpha"]:
-        for reg in grid["als_reg"]:
-            als_trial({**base, "alpha": alpha, "reg_param": reg})
-    best = max(trials["als"], key=lambda r: r["ndcg_at_k"])["params"]
-    for rank in grid["als_rank"]:
-        als_trial({**best, "rank": rank})
-    best = max(trials["als"], key=lambda r: r["ndcg_at_k"])["params"]
-    if grid["als_rank"]:
-        als_trial({**best, "weighting": "rating"})
-    best = max(trials["als"], key=lambda r: r["ndcg_at_k"])["params"]
-    for it in grid["als_iter"]:
-        als_trial({**best, "max_iter": it})
-    best_als = max(trials["als"], key=lambda r: r["ndcg_at_k"])["params"]
+    if "als" in only:
+        base = {"rank": 32, "max_iter": 10, "weighting": "binary"}
+        for alpha in grid["als_alpha"]:
+            for reg in grid["als_reg"]:
+                als_trial({**base, "alpha": alpha, "reg_param": reg})
+        best = max(trials["als"], key=lambda r: r["ndcg_at_k"])["params"]
+        for rank in grid["als_rank"]:
+            als_trial({**best, "rank": rank})
+        best = max(trials["als"], key=lambda r: r["ndcg_at_k"])["params"]
+        if grid["als_rank"]:
+            als_trial({**best, "weighting": "rating"})
+        best = max(trials["als"], key=lambda r: r["ndcg_at_k"])["params"]
+        for it in grid["als_iter"]:
+            als_trial({**best, "max_iter": it})
+        chosen["als"] = max(trials["als"], key=lambda r: r["ndcg_at_k"])["params"]
 
     def ease_trials(pairs):
         t0 = time.perf_counter()
@@ -301,17 +342,19 @@ def tune(fit_train, val, catalogue: int, grid: dict[str, list]) -> dict[str, Any
             r["seconds"] += fit_s
             trials["ease"].append(r)
 
-    ease_trials([(lam, 200) for lam in grid["ease_lambda"]])
-    lam = max(trials["ease"], key=lambda r: r["ndcg_at_k"])["params"]["reg_lambda"]
-    if grid["ease_neighbors"]:
-        ease_trials([(lam, nn) for nn in grid["ease_neighbors"]])
-    best_ease = max(trials["ease"], key=lambda r: r["ndcg_at_k"])["params"]
+    if "ease" in only:
+        ease_trials([(lam, 200) for lam in grid["ease_lambda"]])
+        lam = max(trials["ease"], key=lambda r: r["ndcg_at_k"])["params"]["reg_lambda"]
+        if grid["ease_neighbors"]:
+            ease_trials([(lam, nn) for nn in grid["ease_neighbors"]])
+        chosen["ease"] = max(trials["ease"], key=lambda r: r["ndcg_at_k"])["params"]
 
-    for nn in grid["cosine_neighbors"]:
-        p = {"method": "cosine", "max_neighbors": nn}
-        trials["cosine"].append(run_model("cosine", p, build_item_item(fit_train, p), val, catalogue))
-    best_cos = max(trials["cosine"], key=lambda r: r["ndcg_at_k"])["params"]
-    return {"trials": trials, "chosen": {"als": best_als, "ease": best_ease, "cosine": best_cos}}
+    if "cosine" in only:
+        for nn in grid["cosine_neighbors"]:
+            p = {"method": "cosine", "max_neighbors": nn}
+            trials["cosine"].append(run_model("cosine", p, build_item_item(fit_train, p), val, catalogue))
+        chosen["cosine"] = max(trials["cosine"], key=lambda r: r["ndcg_at_k"])["params"]
+    return {"trials": trials, "chosen": chosen}
 
 
 # ================================================================================================
@@ -330,7 +373,8 @@ LABELS = {"popularity": "Popularity (most rated in train)",
           "als_explicit": "Spark ALS explicit, recommenders' params",
           "als": "ALS implicit (`recommend.als`)",
           "cosine": "Item kNN cosine (`recommend.item_item`)",
-          "ease": "EASE (`recommend.item_item`)"}
+          "ease": "EASE, pruned (`recommend.item_item`, join scoring)",
+          "ease_full": "EASE, unpruned (`recommend.item_item`, dense scoring; lambda by `recommend.tuning`)"}
 
 
 def _cmp(c: dict[str, float] | None) -> str:
@@ -350,6 +394,21 @@ def _gap_text(res: dict[str, Any], test_best: str, val_best: str) -> str:
         text += (f"; their paired test difference is {abs(pair['mean']):.4f} (SE {pair['se']:.4f}), "
                  + ("within two standard errors." if within else "more than two standard errors."))
     return text + ""
+
+
+def _ease_text(final: list[dict[str, Any]]) -> str:
+    """The pruned vs unpruned EASE sentence (empty when either is missing)."""
+    full = next((r for r in final if r["model"] == "ease_full"), None)
+    pruned = next((r for r in final if r["model"] == "ease"), None)
+    if not full:
+        return ("EASE's time is dominated by scoring (history rows x max_neighbors joined rows); with 200 "
+                "neighbours it loses little on validation (see the tuning table) at a fraction of the cost.")
+    text = (f"Unpruned EASE (lambda {full['params']['reg_lambda']:g}) reaches nDCG@10 {full['ndcg_at_k']:.4f} in "
+            f"{full['seconds']:.1f} s (fit + dense scoring)")
+    if pruned:
+        text += (f", against {pruned['ndcg_at_k']:.4f} for the pruned EASE ({_params(pruned['params'])}, "
+                 f"{pruned['seconds']:.1f} s)")
+    return text + "."
 
 
 def render(res: dict[str, Any]) -> str:
@@ -380,6 +439,15 @@ def render(res: dict[str, Any]) -> str:
              "(Spark `meanAveragePrecision` on the top-10 lists), the definition behind the published MAP column. "
              "SE is the standard error of the mean nDCG@10 over users. Time is fit + recommend for all users, "
              "materialised.",
+             "- EASE two ways: *pruned* keeps each product's `max_neighbors` largest weights and scores with a "
+             "Spark join (history rows x neighbours); *unpruned* keeps the whole `W` (one row and column "
+             f"per movie in train, {res['catalogue']:,} on the test run), broadcast as "
+             "float32 and scored per block of customers with numpy in `mapInArrow` (the pipeline's default, "
+             "`recommend.item_item.ease_neighbors: null`, up to `dense_max_items`), its lambda picked by "
+             "`recommend.tuning.tune_models` over the validation split.",
+             *([f"- Only these families were tuned and scored in this run: {', '.join(res['only'])} (plus "
+                "popularity and the explicit ALS); the other rows of earlier runs are not repeated here."]
+               if res.get("only") and set(res["only"]) != set(FAMILIES) else []),
              "", "### Test results (k = 10)", "",
              "| model | params (chosen on validation) | precision@10 | recall@10 | nDCG@10 (SE) | MAP@10 | MAP (rel.) "
              "| coverage | time s |",
@@ -417,7 +485,7 @@ def render(res: dict[str, Any]) -> str:
                          f"{_f(r['spark_evaluator']['map_rel'])} |")
         lines += ["", "Paired: " + "; ".join(_cmp(c) for c in res["comparisons"]["item_split"]) + ".", ""]
     lines += ["### Tuning (validation nDCG@10)", ""]
-    for name in ("als", "ease", "cosine"):
+    for name in ("ease_full", "als", "ease", "cosine"):
         if not trials.get(name):
             continue
         keys = [k for k in trials[name][0]["params"] if k != "method"]
@@ -446,8 +514,7 @@ def render(res: dict[str, Any]) -> str:
         f"The explicit-rating ALS with the notebook's parameters scores {expl:.3f}, the same order as the published "
         "0.044 (which supports that the protocol matches); implicit ALS on the same data is an order of magnitude "
         "better. "
-        "EASE's time is dominated by scoring (history rows x max_neighbors joined rows); with 200 neighbours it "
-        "loses little on validation (see the tuning table) at a fraction of the cost.")
+        + _ease_text(final))
     lines.append(END_MARK)
     return "\n".join(lines) + "\n"
 
@@ -470,7 +537,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="tiny grid, for development")
     ap.add_argument("--render", metavar="JSON", help="only re-render the Markdown from a results JSON")
     ap.add_argument("--no-item-split", action="store_true", help="skip the item-stratified sensitivity run")
+    ap.add_argument("--only", default=",".join(FAMILIES),
+                    help=f"comma-separated families to tune and score, from {', '.join(FAMILIES)} (default: all)")
     a = ap.parse_args(argv)
+    only = tuple(f.strip() for f in a.only.split(",") if f.strip())
+    if not only or set(only) - set(FAMILIES):
+        ap.error(f"--only takes families from {', '.join(FAMILIES)}, got {a.only!r}")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     out_md = Path(a.out) if a.out else (None if a.quick else DEFAULT_MD)
     json_path = OUT_DIR / ("movielens_quick.json" if a.quick else "movielens.json")
@@ -495,16 +567,17 @@ def main(argv: list[str] | None = None) -> int:
     fit_catalogue = fit_train.select("product_id").distinct().count()
     log.info("split %s, catalogue %d", split, catalogue)
 
-    tuning = tune(fit_train, val, fit_catalogue, QUICK_GRID if a.quick else FULL_GRID)
+    tuning = tune(fit_train, val, fit_catalogue, QUICK_GRID if a.quick else FULL_GRID, only)
     chosen = tuning["chosen"]
+    builders = {"als": build_als, "cosine": build_item_item, "ease": build_item_item, "ease_full": build_ease_full}
 
     def finals(tr, te, cat):
         rows = [run_model("popularity", {}, lambda: (popularity_recs(tr, K), None), te, cat, True),
                 run_model("als_explicit", {"rank": 10, "reg_param": 0.05, "max_iter": 15},
-                          lambda: (explicit_als_recs(tr, K), None), te, cat, True),
-                run_model("als", chosen["als"], build_als(tr, chosen["als"]), te, cat, True),
-                run_model("cosine", chosen["cosine"], build_item_item(tr, chosen["cosine"]), te, cat, True),
-                run_model("ease", chosen["ease"], build_item_item(tr, chosen["ease"]), te, cat, True)]
+                          lambda: (explicit_als_recs(tr, K), None), te, cat, True)]
+        for name in ("als", "cosine", "ease", "ease_full"):
+            if name in chosen:
+                rows.append(run_model(name, chosen[name], builders[name](tr, chosen[name]), te, cat, True))
         return rows
 
     final = finals(train, test, catalogue)
@@ -516,14 +589,17 @@ def main(argv: list[str] | None = None) -> int:
         tr_i.unpersist()
         te_i.unpersist()
 
-    comparisons = {"user_split": [paired(final, "ease", "als"), paired(final, "ease", "cosine"),
-                                  paired(final, "als", "cosine")],
-                   "item_split": [paired(item_split, "ease", "als")] if item_split else []}
+    pairs = [("ease_full", "ease"), ("ease_full", "als"), ("ease", "als"), ("ease", "cosine"), ("als", "cosine")]
+    comparisons = {"user_split": [c for c in (paired(final, x, y) for x, y in pairs) if c],
+                   "item_split": [c for c in (paired(item_split, x, y) for x, y in pairs[:3]) if c]
+                   if item_split else []}
     for r in final + (item_split or []):
         r.pop("per_user_ndcg", None)
     res = {"comparisons": comparisons, "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
            "command": ".venv/bin/python bench/movielens.py" + (" --quick" if a.quick else "")
-           + (f" --out {a.out}" if a.out else ""),
+           + (f" --out {a.out}" if a.out else "") + (" --no-item-split" if a.no_item_split else "")
+           + (f" --only {','.join(only)}" if set(only) != set(FAMILIES) else ""),
+           "only": list(only),
            "machine": machine_info(), "versions": versions(), "split": split, "catalogue": catalogue,
            "tuning": tuning, "final": final, "item_split": item_split,
            "total_seconds": time.perf_counter() - t_start}

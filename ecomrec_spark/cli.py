@@ -79,7 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--customer-id", required=True, metavar="ID",
                            help="customer id: letters, digits, '_', '-', '.' or ':', at most 64 characters")
             p.add_argument("--k", type=int, default=10, help="list length (1-100, default 10)")
-            p.add_argument("--model", default="hybrid", choices=SERVE_MODELS, help="which model's list (default hybrid)")
+            p.add_argument("--model", default=None, choices=SERVE_MODELS,
+                           help="which model's list (default: the served default the last build picked on validation)")
         if name == "run-all":
             p.add_argument("--generate", action="store_true",
                            help="first generate the demo data set into paths.raw (what `make demo` does)")
@@ -166,9 +167,10 @@ def run(args: argparse.Namespace, cfg: Mapping[str, Any] | None = None) -> dict[
                                                       c["s3_lake"], c["workgroup"])
         return {"register-tables": stage_out}
     if args.command == "recommend":
-        from ecomrec_spark.recommend.serve import recommend_for
+        from ecomrec_spark.recommend.serve import default_model, recommend_for
 
-        return {"recommend": recommend_for(spark, cfg, args.customer_id, args.k, args.model)}
+        return {"recommend": recommend_for(spark, cfg, args.customer_id, args.k,
+                                                args.model or default_model(spark, cfg["paths"]["lake"]))}
     if args.command == "predict-review":
         from ecomrec_spark.review.score import predict_review
 
@@ -210,6 +212,7 @@ def summarize(result: Mapping[str, Any], cfg_lake: str) -> str:
         b = result["build-recommendations"]
         lines.append(f"build-recommendations: version {b['model_version']}; "
                      f"knn {b['info'].get('knn', {})}; hybrid weights {b['info'].get('hybrid_weights')}")
+        lines += build_lines(b["info"])
         lines += table_lines(b["tables"], cfg_lake)
         for entry in b.get("samples", []):
             lines += recommendation_lines(entry)
@@ -242,6 +245,21 @@ def summarize(result: Mapping[str, Any], cfg_lake: str) -> str:
         lines.append(f"product {e['product_id']}: predicted mean score {e['predicted_mean_score']:.2f}, "
                      f"P(satisfied) {e['p_satisfied']:.3f} over {e['n_orders']} order(s) (model {e['model_version']})")
     return "\n".join(lines)
+
+
+def build_lines(info: Mapping[str, Any]) -> list[str]:
+    """The served default, the validation NDCG@k of every list and the ranker's strongest features."""
+    d = info.get("default", {})
+    out = [f"  served default: {d.get('model')} (by {d.get('by')}, setting {d.get('setting')}); "
+           f"validation window from {info.get('validation_from', '')[:10]}, NDCG@k:"]
+    for setting in ("all", "new"):
+        row = [f"{r['model']} {r['ndcg_at_k']:.4f}" for r in info.get("validation", [])
+               if r["setting"] == setting and r["ndcg_at_k"] is not None]
+        out.append(f"    {setting:<4} " + ", ".join(row))
+    for setting, imp in (info.get("ranker") or {}).get("importance", {}).items():
+        top = ", ".join(f"{k} {v:.1f}" for k, v in list(imp.items())[:8])
+        out.append(f"  ranker ({setting}) params {info['ranker']['params'].get(setting)}; top gain: {top}")
+    return out
 
 
 def recommendation_lines(entry: Mapping[str, Any]) -> list[str]:

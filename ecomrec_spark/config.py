@@ -100,15 +100,23 @@ SCHEMA: dict[str, Any] = {
         "similar_items": int,
         "interactions": {"half_life_days": _NUM, "purchase_weight": _NUM, "max_quantity": _NUM, "event_weights": dict,
                          "review_weight": _NUM},
-        "als": {"rank": int, "reg_param": _NUM, "alpha": _NUM, "max_iter": int},
+        "als": {"rank": int, "reg_param": _NUM, "alpha": _NUM, "max_iter": int, "tune": bool,
+                "grid": {"rank": list, "reg_param": list, "alpha": list}},
         "vectors": {"embedding": _NUM, "category": _NUM, "price": _NUM, "review": _NUM, "popularity": _NUM},
         "knn": {"method": str, "exact_max_products": int, "target_recall": _NUM},
         "hybrid": {"weights": {"similarity": _NUM, "review": _NUM, "price": _NUM, "popularity": _NUM}, "tune": bool,
                    "validation_days": int,
                    "grid": {"similarity": list, "review": list, "price": list, "popularity": list}},
         "content": {"vocab_size": int, "min_df": _NUM},
-        "item_item": {"max_neighbors": int, "ease_lambda": _NUM, "max_items": int},
+        "item_item": {"max_neighbors": int, "ease_lambda": _NUM, "max_items": int,
+                      "ease_neighbors": (int, type(None)),  # null: unpruned (dense) EASE up to dense_max_items
+                      "dense_max_items": int, "tune": bool, "ease_lambdas": list},
         "rules": {"min_support": _NUM, "category_min_support": _NUM, "min_confidence": _NUM, "max_items": int},
+        "default_model": str,  # auto (best validation NDCG@k among the served lists) or a model name
+        "rank": {"generators": list, "candidates": int, "recent_days": int, "max_negatives": int,
+                 "min_customers": int, "objective": str, "num_workers": int,
+                 "grid": {"max_depth": list, "n_estimators": list, "learning_rate": list, "min_child_weight": list,
+                          "subsample": list}},
         "popularity": {"top_n": int, "trending_days": int, "min_interactions": int},
         "filters": {"exclude_purchased": bool, "blocked_products": list, "blocked_table": (str, type(None)),
                     "include_categories": list, "exclude_categories": list},
@@ -348,15 +356,23 @@ def _check_review(r: Mapping[str, Any]) -> None:
             raise bad("baselines", f"has unknown baseline '{b}'; choose from {', '.join(_REVIEW_BASELINES)}")
     if r.get("history_prior_weight", 1) < 0:
         raise bad("history_prior_weight", f"must be >= 0, got {r['history_prior_weight']}")
-    rules = {"max_depth": (int, 1, 20), "n_estimators": (int, 1, 10000), "learning_rate": (_NUM, 1e-6, 1.0),
-             "min_child_weight": (_NUM, 0.0, 1e6), "subsample": (_NUM, 1e-6, 1.0)}
-    for key, values in (r.get("grid") or {}).items():
-        kind, lo, hi = rules[key]
+    _check_xgb_grid(r.get("grid") or {}, bad, "grid")
+
+
+_XGB_GRID_RULES = {"max_depth": (int, 1, 20), "n_estimators": (int, 1, 10000), "learning_rate": (_NUM, 1e-6, 1.0),
+                   "min_child_weight": (_NUM, 0.0, 1e6), "subsample": (_NUM, 1e-6, 1.0)}
+
+
+def _check_xgb_grid(grid: Mapping[str, Any], bad: Any, prefix: str) -> None:
+    """An XGBoost grid (review model or ranker): non-empty lists of values in range."""
+    for key, values in grid.items():
+        kind, lo, hi = _XGB_GRID_RULES[key]
         if not values or any(isinstance(v, bool) or not isinstance(v, kind) or not lo <= v <= hi for v in values):
-            raise bad(f"grid.{key}", f"must be a non-empty list of {_type_name(kind)} in [{lo}, {hi}], got {values!r}")
+            raise bad(f"{prefix}.{key}", f"must be a non-empty list of {_type_name(kind)} in [{lo}, {hi}], got {values!r}")
 
 
-_REC_MODELS = ("knn", "hybrid", "als", "content", "popular", "item_knn", "ease")
+_REC_MODELS = ("knn", "hybrid", "als", "content", "popular", "item_knn", "ease", "ltr")
+_EVAL_MODELS = ("knn", "hybrid", "als", "content", "popular", "item_knn", "ease", "random")
 _ID_PATTERN = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 
 
@@ -391,8 +407,9 @@ def _check_recommend(r: Mapping[str, Any]) -> None:
         if m not in _REC_MODELS:
             raise bad("models", f"has unknown model '{m}'; choose from {', '.join(_REC_MODELS)}")
     for m in (r.get("evaluate") or {}).get("models", []):
-        if m not in _REC_MODELS + ("random",):
-            raise bad("evaluate.models", f"has unknown model '{m}'; choose from {', '.join(_REC_MODELS + ('random',))}")
+        if m not in _EVAL_MODELS:
+            raise bad("evaluate.models", f"has unknown model '{m}'; choose from {', '.join(_EVAL_MODELS)}"
+                      + (" (ltr is validated by build-recommendations itself: gold/recommendation_runs)" if m == "ltr" else ""))
     method = (r.get("knn") or {}).get("method")
     if method is not None and method not in ("exact", "lsh", "auto"):
         raise bad("knn.method", f"must be exact, lsh or auto, got {method!r}")
@@ -404,6 +421,8 @@ def _check_recommend(r: Mapping[str, Any]) -> None:
             raise bad(f"interactions.event_weights.{key}", f"must be a number >= 0, got {value!r}")
     if (r.get("interactions") or {}).get("half_life_days", 1) <= 0:
         raise bad("interactions.half_life_days", "must be > 0")
+    _check_item_item(r.get("item_item") or {})
+    _check_als(r.get("als") or {})
     rules = r.get("rules") or {}
     for key in ("min_support", "category_min_support"):
         if key in rules and not 0 < rules[key] <= 1:
@@ -426,6 +445,70 @@ def _check_recommend(r: Mapping[str, Any]) -> None:
             raise bad("evaluate.cutoff", f"must be a date YYYY-MM-DD or null, got {ev['cutoff']!r}") from None
     if ev.get("test_days", 1) < 1:
         raise bad("evaluate.test_days", "must be >= 1")
+    _check_rank(r, bad)
+
+
+_GENERATORS = ("ease", "item_knn", "als", "knn", "content", "rules", "popular", "popular_region", "popular_category",
+               "trending", "buy_again")  # recommend.candidates.GENERATORS (no Spark import here)
+
+
+def _check_rank(r: Mapping[str, Any], bad: Any) -> None:
+    """Value checks of ``recommend.rank`` and ``recommend.default_model``."""
+    default = r.get("default_model", "auto")
+    served = tuple(r.get("models", [])) + (("ltr_new",) if "ltr" in r.get("models", []) else ())
+    if default != "auto" and default not in served:
+        raise bad("default_model", f"must be auto or one of the served models {list(served)}, got {default!r}")
+    rk = r.get("rank") or {}
+    for g in rk.get("generators", []):
+        if g not in _GENERATORS:
+            raise bad("rank.generators", f"has unknown generator '{g}'; choose from {', '.join(_GENERATORS)}")
+    if "ltr" in r.get("models", []) and not rk.get("generators"):
+        raise bad("rank.generators", "is empty; the ltr model needs at least one candidate generator")
+    for key, low in (("candidates", 1), ("recent_days", 1), ("max_negatives", 1), ("min_customers", 1),
+                     ("num_workers", 1)):
+        if key in rk and rk[key] < low:
+            raise bad(f"rank.{key}", f"must be >= {low}, got {rk[key]}")
+    if rk.get("objective", "rank:ndcg") not in ("rank:ndcg", "rank:pairwise", "rank:map"):
+        raise bad("rank.objective", f"must be rank:ndcg, rank:pairwise or rank:map, got {rk['objective']!r}")
+    _check_xgb_grid(rk.get("grid") or {}, bad, "rank.grid")
+
+
+def _positive_list(key: str, values: Any, kind: Any, lo: float, strict: bool) -> None:
+    """A non-empty list of numbers of ``kind`` above ``lo`` (``> lo`` when ``strict``, else ``>= lo``)."""
+    ok = bool(values) and all(not isinstance(v, bool) and isinstance(v, kind) and (v > lo if strict else v >= lo)
+                              for v in values)
+    if not ok:
+        raise ConfigError(f"config key 'recommend.{key}' must be a non-empty list of {_type_name(kind)} "
+                          f"{'>' if strict else '>='} {lo}, got {values!r}")
+
+
+def _check_item_item(ii: Mapping[str, Any]) -> None:
+    """Value checks of ``recommend.item_item`` (EASE and cosine item-kNN)."""
+    for key, lo in (("max_neighbors", 1), ("max_items", 2), ("dense_max_items", 0)):
+        if key in ii and ii[key] < lo:
+            raise ConfigError(f"config key 'recommend.item_item.{key}' must be >= {lo}, got {ii[key]}")
+    if ii.get("ease_neighbors") is not None and ii["ease_neighbors"] < 1:
+        raise ConfigError("config key 'recommend.item_item.ease_neighbors' must be >= 1 or null (unpruned), "
+                          f"got {ii['ease_neighbors']}")
+    if "ease_lambda" in ii and ii["ease_lambda"] <= 0:
+        raise ConfigError(f"config key 'recommend.item_item.ease_lambda' must be > 0, got {ii['ease_lambda']}")
+    if "ease_lambdas" in ii:
+        _positive_list("item_item.ease_lambdas", ii["ease_lambdas"], _NUM, 0, strict=True)
+
+
+def _check_als(a: Mapping[str, Any]) -> None:
+    """Value checks of ``recommend.als`` and its tuning grid."""
+    if a.get("rank", 1) < 1 or a.get("max_iter", 1) < 1:
+        raise ConfigError("config keys 'recommend.als.rank' and 'recommend.als.max_iter' must be >= 1")
+    for key in ("reg_param", "alpha"):
+        if a.get(key, 0) < 0:
+            raise ConfigError(f"config key 'recommend.als.{key}' must be >= 0, got {a[key]}")
+    grid = a.get("grid") or {}
+    if "rank" in grid:
+        _positive_list("als.grid.rank", grid["rank"], int, 1, strict=False)
+    for key in ("reg_param", "alpha"):
+        if key in grid:
+            _positive_list(f"als.grid.{key}", grid[key], _NUM, 0, strict=False)
 
 
 def is_local_path(uri: str) -> bool:

@@ -41,10 +41,14 @@ def _missing_review_inputs(spark: SparkSession, cfg: Mapping[str, Any]) -> str |
     from ecomrec_spark import lake
 
     root = cfg["paths"]["lake"]
-    for layer, table in (("gold", "order_features"), ("silver", "reviews")):
-        if not lake.exists(spark, lake.table_path(root, layer, table)):
-            return f"no {layer}/{table} table (the configured sources have no orders with reviews)"
-    return None
+    has = {t: lake.exists(spark, lake.table_path(root, *t.split("/"))) for t in ("gold/order_features", "silver/reviews")}
+    if has["gold/order_features"] and has["silver/reviews"]:
+        return None
+    if has["silver/reviews"]:  # Amazon-format reviews: scores and text, but no orders to learn features from
+        return ("no gold/order_features table: the review model learns from order features (delivery, freight, "
+                "price), and the configured sources have reviews without orders")
+    missing = next(t for t, ok in has.items() if not ok)
+    return f"no {missing} table (the configured sources have no orders with reviews)"
 
 
 def _if_reviews(name: str, run: Stage) -> Stage:

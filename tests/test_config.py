@@ -88,3 +88,36 @@ def test_missing_raw_folder_is_reported_before_spark(tmp_path):
     out = subprocess.run([sys.executable, "-m", "ecomrec_spark.cli", "ingest", "--set", f"paths.raw={tmp_path}/nothing"],
                          cwd=REPO, capture_output=True, text=True, timeout=60)
     assert out.returncode == 2 and f"'paths.raw' = {tmp_path}/nothing does not exist" in out.stderr
+
+
+def test_item_item_and_als_tuning_defaults():
+    cfg = load_config(None, ["recommend.item_item.ease_neighbors=300"])
+    ii, als = cfg["recommend"]["item_item"], cfg["recommend"]["als"]
+    assert ii["ease_neighbors"] == 300 and load_config(None)["recommend"]["item_item"]["ease_neighbors"] is None
+    assert ii["tune"] is True and ii["ease_lambdas"] and ii["dense_max_items"] <= ii["max_items"]
+    assert als["tune"] is True and set(als["grid"]) == {"rank", "reg_param", "alpha"}
+    retail = load_config(REPO / "conf" / "online_retail.yaml")["recommend"]
+    assert retail["item_item"] == load_config(None)["recommend"]["item_item"]  # inherited from local.yaml
+    assert retail["als"]["grid"] == als["grid"]
+
+
+@pytest.mark.parametrize("override, message", [
+    ("recommend.item_item.ease_neighbors=0", "'recommend.item_item.ease_neighbors' must be >= 1 or null"),
+    ("recommend.item_item.ease_neighbors=many", "config key 'recommend.item_item.ease_neighbors' must be int or null"),
+    ("recommend.item_item.ease_lambdas=[]", "'recommend.item_item.ease_lambdas' must be a non-empty list"),
+    ("recommend.item_item.ease_lambdas=[100, -1]", "'recommend.item_item.ease_lambdas' must be a non-empty list"),
+    ("recommend.item_item.ease_lambdas=500", "config key 'recommend.item_item.ease_lambdas' must be list"),
+    ("recommend.item_item.tune=yes please", "config key 'recommend.item_item.tune' must be bool"),
+    ("recommend.item_item.dense_max_items=-1", "'recommend.item_item.dense_max_items' must be >= 0"),
+    ("recommend.item_item.ease_lambda=0", "'recommend.item_item.ease_lambda' must be > 0"),
+    ("recommend.als.tune=1", "config key 'recommend.als.tune' must be bool"),
+    ("recommend.als.grid.rank=[0, 64]", "'recommend.als.grid.rank' must be a non-empty list of int >= 1"),
+    ("recommend.als.grid.rank=[32.5]", "'recommend.als.grid.rank' must be a non-empty list of int >= 1"),
+    ("recommend.als.grid.alpha=[]", "'recommend.als.grid.alpha' must be a non-empty list"),
+    ("recommend.als.grid.reg_param=[-0.1]", "'recommend.als.grid.reg_param' must be a non-empty list"),
+    ("recommend.als.grid.beta=[1]", "unknown config key 'recommend.als.grid.beta'"),
+])
+def test_bad_item_item_and_als_values_name_the_key(override, message):
+    with pytest.raises(ConfigError) as err:
+        load_config(None, [override])
+    assert message in str(err.value)

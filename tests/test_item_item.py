@@ -96,3 +96,87 @@ def test_bad_arguments(interactions):
         fit_item_item(interactions, max_neighbors=0)
     with pytest.raises(ValueError):
         fit_item_item(interactions, binary=False)  # no weight column
+
+
+# Dense (unpruned) EASE scoring against numpy.  Seven customers, five products, no ties in any top 2.
+DENSE_HISTORY = {"u1": ["p1", "p2"], "u2": ["p1", "p3"], "u3": ["p2", "p3", "p4"], "u4": ["p1", "p2", "p3"],
+                 "u5": ["p4"], "u6": ["p2", "p4"], "u7": ["p3", "p5"]}
+# top 2 new products per customer with lambda = 1 (numpy float64 EASE, x_u @ W, history excluded)
+DENSE_EXPECTED_TOP2 = {"u1": [("p3", 0.583333), ("p4", 0.153846)], "u2": [("p2", 0.576923), ("p5", 0.159091)],
+                       "u3": [("p1", 0.440678), ("p5", 0.181818)], "u4": [("p4", 0.307692), ("p5", 0.113636)],
+                       "u5": [("p2", 0.461538), ("p3", 0.166667)], "u6": [("p3", 0.333333), ("p1", 0.101695)],
+                       "u7": [("p1", 0.169492), ("p2", 0.076923)]}
+
+
+@pytest.fixture(scope="module")
+def dense_history(spark):
+    rows = [(c, p) for c, ps in DENSE_HISTORY.items() for p in ps]
+    return spark.createDataFrame(rows, "customer_id string, product_id string").cache()
+
+
+def _numpy_scores(reg_lambda: float):
+    users, items = sorted(DENSE_HISTORY), sorted({p for ps in DENSE_HISTORY.values() for p in ps})
+    x = np.zeros((len(users), len(items)))
+    for c, ps in DENSE_HISTORY.items():
+        for p in ps:
+            x[users.index(c), items.index(p)] = 1.0
+    w = ease_weights(x.T @ x, reg_lambda)
+    return users, items, x, x @ w.astype(np.float32).astype(np.float64)
+
+
+def test_dense_ease_scoring_matches_numpy(dense_history):
+    fitted = fit_item_item(dense_history, method="ease", reg_lambda=1.0, max_neighbors=None)
+    try:
+        assert fitted.params["scoring"] == "dense" and fitted.dense is not None
+        assert fitted.dense.w.shape == (5, 5)
+        recs = recommend_item_item(fitted, dense_history, 2)
+        assert recs.columns == ["customer_id", "product_id", "score", "rank"]
+        got = {}
+        for r in recs.orderBy("customer_id", "rank").collect():
+            got.setdefault(r.customer_id, []).append((r.product_id, r.score, r["rank"]))
+        assert {c: [(p, rk) for p, _, rk in v] for c, v in got.items()} == {
+            c: [(p, i + 1) for i, (p, _) in enumerate(v)] for c, v in DENSE_EXPECTED_TOP2.items()}
+        for c, v in DENSE_EXPECTED_TOP2.items():
+            assert [s for _, s, _ in got[c]] == pytest.approx([s for _, s in v], abs=5e-7)
+        # every score of every product (history included) equals x_u @ W from numpy
+        users, items, _, ref = _numpy_scores(1.0)
+        full = recommend_item_item(fitted, dense_history, 5, exclude_history=False).collect()
+        assert len(full) == len(users) * len(items)
+        for r in full:
+            assert r.score == pytest.approx(ref[users.index(r.customer_id), items.index(r.product_id)], abs=1e-9)
+        ranks = {}
+        for r in full:
+            ranks.setdefault(r.customer_id, {})[r["rank"]] = r.product_id
+        for ui, c in enumerate(users):  # rank order = numpy order, ties by product id
+            order = np.lexsort((np.arange(len(items)), -ref[ui]))
+            assert [ranks[c][i + 1] for i in range(len(items))] == [items[j] for j in order]
+        # a dense model still serves similar items (its pruned table is built on demand)
+        assert {r.product_id for r in similar_items(fitted, 1).collect()} <= set(items)
+    finally:
+        fitted.unpersist()
+
+
+def test_pruned_path_above_the_dense_bound_or_when_configured(dense_history, caplog):
+    with caplog.at_level("WARNING", logger="ecomrec_spark.recommend.item_item"):
+        above = fit_item_item(dense_history, method="ease", reg_lambda=1.0, max_neighbors=None, dense_max_items=4,
+                              fallback_neighbors=2)
+    forced = fit_item_item(dense_history, method="ease", reg_lambda=1.0, max_neighbors=3)
+    try:
+        assert above.dense is None and above.params["scoring"] == "pruned" and above.params["neighbors_kept"] == 2
+        assert "dense_max_items=4" in caplog.text
+        counts = {r["count"] for r in above.weights.groupBy("product_id").count().collect()}
+        assert counts == {2}
+        assert forced.dense is None and forced.params["neighbors_kept"] == 3
+        # the pruned scores are x_u @ W with each column's 3 largest off-diagonal weights kept (numpy)
+        users, items, x, _ = _numpy_scores(1.0)
+        w = ease_weights(x.T @ x, 1.0)
+        off = np.where(np.eye(len(items), dtype=bool), -np.inf, w)
+        pruned = np.where(off >= np.sort(off, axis=0)[-3][None, :], w, 0.0)
+        ref = x @ pruned
+        got = {(r.customer_id, r.product_id): r.score for r in recommend_item_item(forced, dense_history, 5).collect()}
+        assert got and all(x[users.index(c), items.index(p)] == 0 for c, p in got)
+        for (c, p), score in got.items():
+            assert score == pytest.approx(ref[users.index(c), items.index(p)], abs=1e-12)
+    finally:
+        above.unpersist()
+        forced.unpersist()

@@ -32,7 +32,8 @@ def test_every_model_gives_k_ranked_unbought_products_per_customer(spark, run):
     recs = _gold(spark, run, "recommendations")
     assert set(recs.columns) == {"customer_id", "rank", "product_id", "score", "model", "reason", "generated_at",
                                  "model_version"}
-    assert {r["model"] for r in recs.select("model").distinct().collect()} == {"knn", "hybrid", "als", "content", "popular"}
+    assert {r["model"] for r in recs.select("model").distinct().collect()} == {
+        "ltr", "ltr_new", "ease", "item_knn", "knn", "hybrid", "als", "content", "popular"}
     per = recs.groupBy("model", "customer_id").agg(F.count("*").alias("n"), F.countDistinct("product_id").alias("d"),
                                                    F.min("rank").alias("lo"), F.max("rank").alias("hi"))
     assert per.where((F.col("n") != K) | (F.col("d") != K) | (F.col("lo") != 1) | (F.col("hi") != K)).count() == 0
@@ -133,3 +134,47 @@ def test_blocked_products_and_category_filter(spark, run, tmp_path):
         assert recs.where(F.col("product_id") == top).count() == 0
         toys = fitted.attributes.where("category = 'toys'").select("product_id")
         assert recs.join(toys, "product_id", "left_semi").count() == 0
+
+
+def test_ranker_lists_name_their_generators_and_the_run_records_the_default(spark, run):
+    from ecomrec_spark.recommend import ltr
+    from ecomrec_spark.recommend import rank_features as RF
+    from ecomrec_spark.recommend.candidates import LABELS
+    from ecomrec_spark.review import persist
+
+    cfg, built = run["cfg"], run["built"]
+    recs = _gold(spark, run, "recommendations").where(F.col("model").isin("ltr", "ltr_new"))
+    reasons = [r["reason"] for r in recs.select("reason").distinct().limit(200).collect()]
+    assert reasons and all(r.startswith("learned ranker; proposed by ") for r in reasons)
+    named = {label for r in reasons for label in LABELS.values() if label + " #" in r}
+    assert len(named) >= 3  # several generators reach the served lists
+    # the run row: the default is a served list and every list was validated in both settings
+    row = _gold(spark, run, "recommendation_runs").where(F.col("model_version") == built["model_version"]).first()
+    info = __import__("json").loads(row["info"])
+    assert row["default_model"] == info["default"]["model"] == built["default_model"]
+    served = {"ltr", "ltr_new", "ease", "item_knn", "knn", "hybrid", "als", "content", "popular"}
+    assert row["default_model"] in served
+    validated = {(v["model"], v["setting"]) for v in info["validation"]}
+    assert validated == {(m, s) for m in served - {"ltr", "ltr_new"} for s in ("all", "new")} | {("ltr", "all"),
+                                                                                                ("ltr_new", "new")}
+    best = max((v for v in info["validation"] if v["setting"] == "new"), key=lambda v: v["ndcg_at_k"])
+    assert info["default"]["model"] == best["model"]  # exclude_purchased is on: the `new` setting decides
+    assert 0.0 < info["candidate_recall"]["all"]["any"] <= 1.0
+    assert set(info["ranker"]["importance"]) == {"all", "new"}
+    # the same figures in gold/recommendation_metrics, and the saved ranker with its feature list
+    metrics = _gold(spark, run, "recommendation_metrics").where(F.col("run_id") == f"validation-{built['model_version']}")
+    assert metrics.count() == len(info["validation"])
+    lake = cfg["paths"]["lake"]
+    meta = persist.load_metadata(spark, lake, model_dir="models/ranker")
+    assert meta["version"] == built["model_version"]
+    assert meta["features"] == RF.feature_names(ltr.generators(cfg["recommend"]))
+
+
+def test_recommend_cli_serves_the_picked_default(spark, run, capsys):
+    from ecomrec_spark.cli import main
+
+    cfg, default = run["cfg"], run["built"]["default_model"]
+    args = ["--set", f"paths.lake={cfg['paths']['lake']}", "--set", f"paths.raw={cfg['paths']['raw']}"]
+    who = _gold(spark, run, "recommendations").where(F.col("model") == default).orderBy("customer_id").first()
+    assert main(["recommend", "--customer-id", who["customer_id"], *args]) == 0
+    assert f"customer {who['customer_id']}, model {default}" in capsys.readouterr().out

@@ -17,7 +17,8 @@ Tuning
 On MovieLens 100k (``bench/movielens.py``, chosen on a validation split) the best
 setting was rank 64, ``reg_param`` 1.0, ``alpha`` 10, 5 iterations, binary weights
 (nDCG@10 0.45 on the recommenders protocol); purchase data is much sparser, so tune
-on the project's own validation split rather than reuse these.
+on the project's own validation split rather than reuse these:
+:func:`ecomrec_spark.recommend.tuning.tune_models` tries ``recommend.als.grid``.
 
 Cold start
 ----------

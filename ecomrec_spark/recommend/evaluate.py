@@ -76,6 +76,9 @@ def evaluate(spark: SparkSession, cfg: Mapping[str, Any]) -> dict[str, Any]:
     end = data_end(inputs)
     cutoff = cutoff_of(rc, end)
     train = before(inputs, cutoff)
+    if purchases(train.lines).limit(1).count() == 0:  # one row at most; e.g. a short event log
+        raise ValueError(f"no purchases before the evaluation cutoff {cutoff} (the data ends {end}): lower "
+                         "recommend.evaluate.test_days or set recommend.evaluate.cutoff inside the data")
     models = tuple(m for m in rc["evaluate"]["models"] if m != "random")
     info: dict[str, Any] = {"cutoff": cutoff.isoformat(), "data_end": end.isoformat()}
     if "hybrid" in models and rc["hybrid"]["tune"]:
@@ -107,16 +110,21 @@ def evaluate(spark: SparkSession, cfg: Mapping[str, Any]) -> dict[str, Any]:
             log.info("%s/%s: ndcg@%d %.4f precision %.4f", model, setting, k, m["ndcg_at_k"] or 0.0,
                      m["precision_at_k"] or 0.0)
     run_id = f"{cutoff:%Y%m%dT%H%M%S}-k{k}"
-    evaluated = dt.datetime.now(dt.timezone.utc).replace(microsecond=0, tzinfo=None)
-    table = spark.createDataFrame(
-        [(run_id, evaluated, r["model"], r["setting"], r["k"], *[None if r[x] is None else float(r[x]) for x in METRIC_KEYS],
-          int(r["n_users"]), cutoff) for r in rows],
-        "run_id string, evaluated_at timestamp, model string, setting string, k int, "
-        + ", ".join(f"{x} double" for x in METRIC_KEYS) + ", n_users long, cutoff timestamp")
-    lk.replace_where(table, lake, "gold", "recommendation_metrics", "run_id", [run_id])
+    lk.replace_where(metrics_frame(spark, run_id, rows, k, cutoff), lake, "gold", "recommendation_metrics", "run_id",
+                     [run_id])
     report = write_report(spark, cfg, rows, info)
     return {"run_id": run_id, "results": rows, "info": info, "report": report,
             "table": lk.table_path(lake, "gold", "recommendation_metrics")}
+
+
+def metrics_frame(spark: SparkSession, run_id: str, rows: list[dict[str, Any]], k: int, cutoff: dt.datetime) -> DataFrame:
+    """``gold/recommendation_metrics`` rows (one per model and setting) of one evaluation or validation run."""
+    evaluated = dt.datetime.now(dt.timezone.utc).replace(microsecond=0, tzinfo=None)
+    return spark.createDataFrame(
+        [(run_id, evaluated, r["model"], r["setting"], k, *[None if r[x] is None else float(r[x]) for x in METRIC_KEYS],
+          int(r["n_users"]), cutoff) for r in rows],
+        "run_id string, evaluated_at timestamp, model string, setting string, k int, "
+        + ", ".join(f"{x} double" for x in METRIC_KEYS) + ", n_users long, cutoff timestamp")
 
 
 def markdown_table(rows: list[dict[str, Any]]) -> list[str]:

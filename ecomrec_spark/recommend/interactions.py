@@ -10,7 +10,11 @@ weights, FPGrowth's baskets come from the purchases themselves):
   log their own customer ids) -- events of users who never bought stay
   interactions of that id;
 - a review adds ``review_weight x (score - 3) x decay``: a 1-star review takes
-  weight away from the purchase, a 5-star review adds to it;
+  weight away from the purchase, a 5-star review adds to it.  A review with an
+  ``order_id`` (Olist) applies to every product of that order; one without
+  (Amazon) applies to its own ``customer_id, product_id``.  A review alone is
+  not an interaction: the pair needs a purchase or an event too (for Amazon
+  the purchase is the review's own line, :mod:`.sources`);
 
 with ``decay = 0.5 ** (age_days / half_life_days)``, age counted back from
 ``as_of`` (the data's last timestamp unless given, so a re-run on the same data
@@ -111,11 +115,18 @@ def build_interactions(lines: DataFrame, events: DataFrame | None = None, review
     if reviews is not None and review_weight:
         per_line = bought.select(C.ORDER_ID, C.CUSTOMER_ID, C.PRODUCT_ID).distinct()
         scored = reviews.where(F.col(C.REVIEW_SCORE).isNotNull())
-        via_order = scored.where(F.col(C.ORDER_ID).isNotNull()).select(C.ORDER_ID, C.REVIEW_SCORE, C.REVIEW_TS).join(
-            per_line, C.ORDER_ID)
-        parts.append(via_order.select(C.CUSTOMER_ID, C.PRODUCT_ID, F.col(C.REVIEW_TS).alias(TS),
-                                      (F.lit(review_weight) * (F.col(C.REVIEW_SCORE).cast("double") - F.lit(3.0))).alias("_w"),
-                                      F.lit(0).alias("_p"), F.lit(0).alias("_e")))
+        has_order = F.col(C.ORDER_ID).isNotNull() if C.ORDER_ID in reviews.columns else F.lit(False)
+        # a review with an order id (Olist) reaches every product of that order ...
+        keyed = scored.where(has_order).select(C.ORDER_ID, C.REVIEW_SCORE, C.REVIEW_TS).join(per_line, C.ORDER_ID)
+        # ... one without (Amazon) names its customer and product itself; never both, so no review counts twice
+        if {C.CUSTOMER_ID, C.PRODUCT_ID} <= set(reviews.columns):
+            direct = scored.where(~has_order & F.col(C.CUSTOMER_ID).isNotNull() & F.col(C.PRODUCT_ID).isNotNull())
+            keyed = keyed.select(C.CUSTOMER_ID, C.PRODUCT_ID, C.REVIEW_SCORE, C.REVIEW_TS).unionByName(
+                direct.select(F.col(C.CUSTOMER_ID).cast("string").alias(C.CUSTOMER_ID),
+                              F.col(C.PRODUCT_ID).cast("string").alias(C.PRODUCT_ID), C.REVIEW_SCORE, C.REVIEW_TS))
+        parts.append(keyed.select(C.CUSTOMER_ID, C.PRODUCT_ID, F.col(C.REVIEW_TS).alias(TS),
+                                  (F.lit(review_weight) * (F.col(C.REVIEW_SCORE).cast("double") - F.lit(3.0))).alias("_w"),
+                                  F.lit(0).alias("_p"), F.lit(0).alias("_e")))
     allp = parts[0]
     for p in parts[1:]:
         allp = allp.unionByName(p)

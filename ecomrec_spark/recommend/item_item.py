@@ -1,8 +1,8 @@
 """Item-item recommenders: EASE (closed-form ridge) and cosine item-kNN, fitted and scored in Spark.
 
-Both models learn a sparse item x item weight table and score a customer's
-candidate product ``j`` as ``score(u, j) = sum_i x_ui * w_ij`` over the products
-``i`` in the customer's history (``x_ui`` = 1, or the interaction weight with
+Both models learn an item x item weight matrix and score a customer's candidate
+product ``j`` as ``score(u, j) = sum_i x_ui * w_ij`` over the products ``i`` in
+the customer's history (``x_ui`` = 1, or the interaction weight with
 ``binary=False``).
 
 ``method="ease"``
@@ -18,39 +18,60 @@ candidate product ``j`` as ``score(u, j) = sum_i x_ui * w_ij`` over the products
     ``w_ij = G_ij / sqrt(G_ii G_jj)`` for ``i != j``, entirely in Spark (no driver
     matrix, no catalogue bound).
 
-In both, each candidate ``j`` keeps its ``max_neighbors`` largest weights
-``w_ij`` (its nearest neighbours ``i``); the rest are set to zero, which bounds
-the scoring join at ``history rows x max_neighbors``.
+Two ways to score
+-----------------
+*Dense (EASE, unpruned).*  With ``max_neighbors=None`` and at most
+``dense_max_items`` products (default 6,000), EASE keeps the whole ``W``: it is
+broadcast as float32 (``n^2 x 4`` bytes: 137 MiB at 6,000 products, 381 MiB at
+10,000, which is why the bound sits below ``max_items`` for a 4 GB driver; every
+Python worker holds one copy), each customer's history is gathered into one
+array per customer inside Spark (``groupBy`` + ``collect_list``), and
+``mapInArrow`` scores blocks of customers with one matrix multiply ``X_b @ W``,
+picks candidates with ``np.argpartition`` and re-scores them in float64 (exact up
+to the float32 rounding of ``W``).  On MovieLens 100k this is what makes EASE
+reach the accuracy of a plain numpy EASE (BENCHMARKS.md).
+
+*Pruned (sparse join).*  Each candidate ``j`` keeps its ``max_neighbors``
+largest weights ``w_ij`` (its nearest neighbours ``i``); the rest are set to
+zero, and scoring is a Spark join ``history rows x max_neighbors``.  Cosine
+always scores this way; EASE does when ``max_neighbors`` is an int, or when
+``max_neighbors=None`` but the catalogue is above ``dense_max_items`` (then
+``fallback_neighbors``, default 200, are kept and a warning is logged).
 
 :func:`fit_ease_grid` fits several ``(reg_lambda, max_neighbors)`` pairs from one
-Gram matrix (for tuning).  The EASE weight table (``n_items x max_neighbors`` rows,
-about 16 bytes each) is built on the driver and shipped with the tasks that read it;
-Spark warns about large tasks beyond 1 MB, which is expected here.
+Gram matrix (for tuning; :func:`iter_ease_grid` yields them one at a time so only
+one solution is held).  The pruned EASE weight table (``n_items x max_neighbors``
+rows, about 16 bytes each) is built on the driver and shipped with the tasks
+that read it; Spark warns about large tasks beyond 1 MB, which is expected here.
+A dense model builds that table (top ``fallback_neighbors`` per product) only
+when :attr:`FittedItemItem.weights` is read, e.g. by :func:`similar_items`.
 
-On MovieLens 100k (``bench/movielens.py``) EASE (``reg_lambda`` 500) and implicit
-ALS are the most accurate models of the project; see BENCHMARKS.md.
-
-Cold start: customers without history and products outside the weight table
+Cold start: customers without history and products outside the model
 (not in training, or beyond ``max_items``) get no scores - callers fall back to
 popularity.  A customer with fewer than ``k`` reachable candidates gets fewer
 than ``k`` rows.
 
 Example
 -------
->>> fitted = fit_item_item(train, method="ease", reg_lambda=500.0, max_neighbors=200)   # doctest: +SKIP
->>> recs = recommend_item_item(fitted, train, 10)                                        # doctest: +SKIP
->>> similar_items(fitted, 5).where("product_id = 'p1'").show()                           # doctest: +SKIP
+>>> fitted = fit_item_item(train, method="ease", reg_lambda=500.0, max_neighbors=None)   # doctest: +SKIP
+>>> fitted.params["scoring"]                                                              # doctest: +SKIP
+'dense'
+>>> recs = recommend_item_item(fitted, train, 10)                                         # doctest: +SKIP
+>>> similar_items(fitted, 5).where("product_id = 'p1'").show()                            # doctest: +SKIP
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
-from typing import Any, Sequence
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
+import pyarrow as pa
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
+from pyspark.sql.pandas.types import from_arrow_type
+from pyspark.sql.types import DoubleType, IntegerType, StructField, StructType
 
 from ecomrec_spark import columns as C
 from ecomrec_spark.recommend.ids import index_ids
@@ -62,11 +83,31 @@ WEIGHT = "weight"
 ITEM_IDX = "item_idx"
 METHODS = ("ease", "cosine")
 REC_COLUMNS = [C.CUSTOMER_ID, C.PRODUCT_ID, "score", "rank"]
+DENSE_MAX_ITEMS = 6_000  # float32 W broadcast: n^2 x 4 bytes = 137 MiB at 6,000 (one copy per Python worker)
+FALLBACK_NEIGHBORS = 200  # EASE neighbours kept when an unpruned model is too large to score densely
+_REFINE_EXTRA = 8  # float32 candidates kept beyond k before the float64 re-score
 
 
 @dataclass
+class DenseWeights:
+    """The full EASE matrix of a dense model.
+
+    Attributes
+    ----------
+    ids : pyarrow.Array
+        Product ids by item index (ascending id order, as :func:`~.ids.index_ids` numbers them).
+    w : numpy.ndarray
+        float64 ``n_items x n_items`` on the driver (the solve's own array, not a copy);
+        ``w[i, j]`` is the weight of history item ``i`` for candidate ``j``, zero
+        diagonal.  Scoring broadcasts it as float32.
+    """
+
+    ids: pa.Array
+    w: np.ndarray
+
+
 class FittedItemItem:
-    """Learned item-item weights.
+    """Learned item-item weights: a pruned weight table, or the dense EASE matrix.
 
     Attributes
     ----------
@@ -74,16 +115,37 @@ class FittedItemItem:
         ``[product_id, neighbor_id, weight double]``: ``weight`` is ``w_ij`` with
         ``product_id = j`` (the candidate) and ``neighbor_id = i`` (a product in the
         history), at most ``max_neighbors`` rows per ``product_id``, no ``i = j`` rows.
+        A dense model builds it (top ``fallback_neighbors`` per product) on first read.
     params : dict
-        Method and hyper-parameters, plus ``n_items`` (products in the model).
+        Method and hyper-parameters, plus ``n_items`` (products in the model) and
+        ``scoring`` (``"dense"`` or ``"pruned"``).
+    dense : DenseWeights or None
+        The whole matrix when ``params["scoring"] == "dense"``.
     """
 
-    weights: DataFrame
-    params: dict[str, Any] = field(default_factory=dict)
+    def __init__(self, weights: DataFrame | Callable[[], DataFrame], params: dict[str, Any] | None = None,
+                 dense: DenseWeights | None = None) -> None:
+        self._weights = weights if isinstance(weights, DataFrame) else None
+        self._make_weights = None if isinstance(weights, DataFrame) else weights
+        self.params: dict[str, Any] = dict(params or {})
+        self.dense = dense
+        self._broadcast: Any = None
+
+    @property
+    def weights(self) -> DataFrame:
+        """The (pruned) weight table, built on first read for a dense model."""
+        if self._weights is None:
+            assert self._make_weights is not None
+            self._weights = self._make_weights()
+        return self._weights
 
     def unpersist(self) -> None:
-        """Release the cached weight table."""
-        self.weights.unpersist()
+        """Release the cached weight table and the broadcast matrix (materialise recommendations first)."""
+        if self._weights is not None:
+            self._weights.unpersist()
+        if self._broadcast is not None:
+            self._broadcast.unpersist()
+            self._broadcast = None
 
 
 def _values(interactions: DataFrame, binary: bool) -> DataFrame:
@@ -211,11 +273,21 @@ def _finish(triplets: DataFrame, product_ids: DataFrame, n_items: int, params: d
                .select(C.PRODUCT_ID, NEIGHBOR_ID, F.col(WEIGHT).cast("double").alias(WEIGHT))).persist()
     params = {**params, "n_items": n_items, "n_weights": weights.count()}
     log.info("item-item weights fitted: %s", params)
-    return FittedItemItem(weights=weights, params=params)
+    return FittedItemItem(weights, params)
+
+
+def _dense_table(spark: Any, dense: DenseWeights, neighbors: int) -> DataFrame:
+    """The pruned weight table of a dense model, straight from the driver matrix (no id joins)."""
+    i, j, vals = _top_per_column(dense.w, neighbors)
+    table = pa.table({C.PRODUCT_ID: dense.ids.take(pa.array(j)), NEIGHBOR_ID: dense.ids.take(pa.array(i)),
+                      WEIGHT: pa.array(vals.astype(np.float64))})
+    return spark.createDataFrame(table).persist()
 
 
 def fit_item_item(interactions: DataFrame, method: str = "ease", reg_lambda: float = 500.0,
-                  max_neighbors: int | None = 200, max_items: int = 10_000, binary: bool = True) -> FittedItemItem:
+                  max_neighbors: int | None = 200, max_items: int = 10_000, binary: bool = True,
+                  dense_max_items: int = DENSE_MAX_ITEMS, fallback_neighbors: int = FALLBACK_NEIGHBORS
+                  ) -> FittedItemItem:
     """Learn item-item weights from ``(customer_id, product_id[, weight])`` interactions.
 
     Parameters
@@ -231,17 +303,24 @@ def fit_item_item(interactions: DataFrame, method: str = "ease", reg_lambda: flo
         popularity-like scores; tune it on a validation split (:func:`fit_ease_grid`
         fits several values from one Gram matrix).
     max_neighbors : int or None
-        Weights kept per candidate product (``None``: all non-zero ones).
+        Weights kept per candidate product.  ``None``: cosine keeps all non-zero
+        ones; EASE keeps the whole dense matrix when the model has at most
+        ``dense_max_items`` products, else ``fallback_neighbors``.
     max_items : int
         EASE only: largest catalogue solved on the driver; beyond it the most-bought
         ``max_items`` products are kept.
     binary : bool
         Use 1 per (customer, product) instead of the weight.
+    dense_max_items : int
+        EASE only: largest model scored with the broadcast dense matrix.
+    fallback_neighbors : int
+        EASE only: neighbours kept when ``max_neighbors=None`` but the model is
+        above ``dense_max_items``.
 
     Returns
     -------
     FittedItemItem
-        Cached weight table; call :meth:`FittedItemItem.unpersist` when done.
+        Call :meth:`FittedItemItem.unpersist` when done.
 
     Examples
     --------
@@ -252,42 +331,64 @@ def fit_item_item(interactions: DataFrame, method: str = "ease", reg_lambda: flo
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     if method == "ease":
-        return fit_ease_grid(interactions, [(reg_lambda, max_neighbors)], max_items=max_items, binary=binary)[0]
+        return fit_ease_grid(interactions, [(reg_lambda, max_neighbors)], max_items=max_items, binary=binary,
+                             dense_max_items=dense_max_items, fallback_neighbors=fallback_neighbors)[0]
     _check_neighbors(max_neighbors)
     x, product_ids, n_items = _prepare(interactions, binary, None)
     try:
         return _finish(_cosine_weights(x, max_neighbors), product_ids, n_items,
-                       {"method": "cosine", "max_neighbors": max_neighbors, "binary": binary})
+                       {"method": "cosine", "max_neighbors": max_neighbors, "binary": binary, "scoring": "pruned"})
     finally:
         product_ids.unpersist()
 
 
 def fit_ease_grid(interactions: DataFrame, grid: Sequence[tuple[float, int | None]], max_items: int = 10_000,
-                  binary: bool = True) -> list[FittedItemItem]:
+                  binary: bool = True, dense_max_items: int = DENSE_MAX_ITEMS,
+                  fallback_neighbors: int = FALLBACK_NEIGHBORS) -> list[FittedItemItem]:
     """Fit EASE for several ``(reg_lambda, max_neighbors)`` pairs from one Gram matrix.
 
     The Spark self-join runs once; each pair costs one driver solve (skipped when the
-    lambda repeats) and one weight table.  This is what hyper-parameter tuning uses.
+    lambda repeats) and one weight table or dense matrix.  Every fit is held at
+    once; :func:`iter_ease_grid` yields them one at a time instead.
 
     Parameters
     ----------
     interactions : DataFrame
         As for :func:`fit_item_item`.
     grid : sequence of (float, int or None)
-        ``(reg_lambda, max_neighbors)`` pairs.
+        ``(reg_lambda, max_neighbors)`` pairs; ``None`` neighbours means the dense,
+        unpruned model (see :func:`fit_item_item`).
     max_items : int
         Largest catalogue solved on the driver (see the module docstring).
     binary : bool
         Use 1 per (customer, product) instead of the weight.
+    dense_max_items, fallback_neighbors : int
+        See :func:`fit_item_item`.
 
     Returns
     -------
     list of FittedItemItem
-        In the order of ``grid``, each with its own cached weight table.
+        In the order of ``grid``.
 
     Examples
     --------
     >>> fits = fit_ease_grid(train, [(100.0, 200), (300.0, 200), (300.0, None)])   # doctest: +SKIP
+    """
+    return list(iter_ease_grid(interactions, grid, max_items, binary, dense_max_items, fallback_neighbors))
+
+
+def iter_ease_grid(interactions: DataFrame, grid: Sequence[tuple[float, int | None]], max_items: int = 10_000,
+                   binary: bool = True, dense_max_items: int = DENSE_MAX_ITEMS,
+                   fallback_neighbors: int = FALLBACK_NEIGHBORS) -> Iterator[FittedItemItem]:
+    """:func:`fit_ease_grid` as a generator: one Gram matrix, then each fit when asked for.
+
+    Arguments are checked before the first fit.  Let go of (and unpersist) a fit
+    before asking for the next one to keep a single dense matrix in memory.
+
+    Examples
+    --------
+    >>> for fitted in iter_ease_grid(train, [(250.0, None), (500.0, None)]):       # doctest: +SKIP
+    ...     score(fitted); fitted.unpersist()
     """
     if not grid:
         raise ValueError("grid is empty")
@@ -297,24 +398,47 @@ def fit_ease_grid(interactions: DataFrame, grid: Sequence[tuple[float, int | Non
         _check_neighbors(max_neighbors)
     if max_items < 2:
         raise ValueError(f"max_items must be >= 2, got {max_items}")
-    import pyarrow as pa
+    if dense_max_items < 0 or fallback_neighbors < 1:
+        raise ValueError(f"dense_max_items must be >= 0 and fallback_neighbors >= 1, got {dense_max_items}, "
+                         f"{fallback_neighbors}")
+    return _ease_fits(interactions, list(grid), max_items, binary, dense_max_items, fallback_neighbors)
 
+
+def _ease_fits(interactions: DataFrame, grid: list[tuple[float, int | None]], max_items: int, binary: bool,
+               dense_max_items: int, fallback_neighbors: int) -> Iterator[FittedItemItem]:
     spark = interactions.sparkSession
     x, product_ids, n_items = _prepare(interactions, binary, max_items)
     try:
         gram = gram_matrix(x, n_items)
-        out: list[FittedItemItem] = []
+        dense_ok = n_items <= dense_max_items
+        ids: pa.Array | None = None
+        if dense_ok and any(nn is None for _, nn in grid):
+            # the id map in index order: one row per product of the model (a model, not row-level data)
+            ids = product_ids.orderBy(ITEM_IDX).select(C.PRODUCT_ID).toArrow().column(0).combine_chunks()
+            log.info("EASE: %d products <= dense_max_items=%d: unpruned W scored densely (%.1f MiB float32)",
+                     n_items, dense_max_items, n_items * n_items * 4 / 2**20)
+        elif any(nn is None for _, nn in grid):
+            log.warning("EASE: %d products > dense_max_items=%d: a dense W would be %.1f MiB per copy; "
+                        "keeping %d neighbours per product instead", n_items, dense_max_items,
+                        n_items * n_items * 4 / 2**20, fallback_neighbors)
         solved: dict[float, np.ndarray] = {}
         for reg_lambda, max_neighbors in grid:
             if reg_lambda not in solved:
                 solved.clear()  # keep one dense solution in memory at a time
                 solved[reg_lambda] = ease_weights(gram, reg_lambda)
-            i, j, vals = _top_per_column(solved[reg_lambda], max_neighbors)
+            params: dict[str, Any] = {"method": "ease", "reg_lambda": reg_lambda, "max_neighbors": max_neighbors,
+                                      "binary": binary, "max_items": max_items}
+            if max_neighbors is None and ids is not None:
+                dense = DenseWeights(ids=ids, w=solved[reg_lambda])
+                params.update(scoring="dense", n_items=n_items, n_weights=n_items * (n_items - 1))
+                log.info("item-item weights fitted: %s", params)
+                yield FittedItemItem(lambda d=dense: _dense_table(spark, d, fallback_neighbors), params, dense)
+                continue
+            kept = fallback_neighbors if max_neighbors is None else max_neighbors
+            i, j, vals = _top_per_column(solved[reg_lambda], kept)
             table = pa.table({"i": pa.array(i, pa.int32()), "j": pa.array(j, pa.int32()), WEIGHT: pa.array(vals)})
-            params = {"method": "ease", "reg_lambda": reg_lambda, "max_neighbors": max_neighbors,
-                      "binary": binary, "max_items": max_items}
-            out.append(_finish(spark.createDataFrame(table), product_ids, n_items, params))
-        return out
+            params.update(scoring="pruned", neighbors_kept=kept)
+            yield _finish(spark.createDataFrame(table), product_ids, n_items, params)
     finally:
         product_ids.unpersist()
 
@@ -352,7 +476,46 @@ def gram_matrix(x: DataFrame, n_items: int) -> np.ndarray:
     return gram
 
 
-def recommend_item_item(fitted: FittedItemItem, history: DataFrame, k: int, exclude_history: bool = True) -> DataFrame:
+def history_arrays(fitted: FittedItemItem, history: DataFrame) -> DataFrame:
+    """Each customer's history as one array of ``(item index, value)`` for dense scoring.
+
+    Dense models fitted together (:func:`iter_ease_grid`) share their item indices,
+    so tuning builds this once, caches it and passes it to every
+    :func:`recommend_item_item` call with ``arrays=``.
+
+    Parameters
+    ----------
+    fitted : FittedItemItem
+        A dense model (``params["scoring"] == "dense"``).
+    history : DataFrame
+        As for :func:`recommend_item_item`.
+
+    Returns
+    -------
+    DataFrame
+        ``[customer_id, h array<struct<i int, v double>>]``, one row per customer with
+        at least one product of the model.
+
+    Examples
+    --------
+    >>> arrays = history_arrays(fits[0], train).cache()                              # doctest: +SKIP
+    >>> recs = recommend_item_item(fits[0], train, 10, arrays=arrays)               # doctest: +SKIP
+    """
+    if fitted.dense is None:
+        raise ValueError("history_arrays needs a dense model (max_neighbors=None within dense_max_items)")
+    h = _values(history, fitted.params.get("binary", True))
+    ids = fitted.dense.ids
+    spark = h.sparkSession
+    index = pa.array(np.arange(len(ids), dtype=np.int32))
+    id_map = spark.createDataFrame(pa.table({C.PRODUCT_ID: ids, ITEM_IDX: index}))
+    id_map = id_map.select(F.col(C.PRODUCT_ID).cast(h.schema[C.PRODUCT_ID].dataType).alias(C.PRODUCT_ID), ITEM_IDX)
+    return (h.join(F.broadcast(id_map), C.PRODUCT_ID)
+            .groupBy(C.CUSTOMER_ID)
+            .agg(F.collect_list(F.struct(F.col(ITEM_IDX).alias("i"), F.col("v").alias("v"))).alias("h")))
+
+
+def recommend_item_item(fitted: FittedItemItem, history: DataFrame, k: int, exclude_history: bool = True,
+                        arrays: DataFrame | None = None) -> DataFrame:
     """Top-``k`` products per customer from the customer's history and the item-item weights.
 
     Parameters
@@ -368,13 +531,18 @@ def recommend_item_item(fitted: FittedItemItem, history: DataFrame, k: int, excl
         Recommendations per customer (>= 1).
     exclude_history : bool
         Drop products already in the customer's history.
+    arrays : DataFrame, optional
+        Dense models only: :func:`history_arrays` of ``history``, built once and
+        reused across models fitted together (``history`` is then not read).
 
     Returns
     -------
     DataFrame
         ``[customer_id, product_id, score double, rank int]``, rank 1..k by
         descending score, ties by product id.  Customers without any product in
-        the model are absent (cold start).
+        the model are absent (cold start).  A dense model scores every product
+        of the model (zero scores included); a pruned one only products reachable
+        through the weight table.
 
     Examples
     --------
@@ -382,6 +550,9 @@ def recommend_item_item(fitted: FittedItemItem, history: DataFrame, k: int, excl
     """
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
+    if fitted.dense is not None:
+        return _recommend_dense(fitted, history_arrays(fitted, history) if arrays is None else arrays, k,
+                                exclude_history)
     h = _values(history, fitted.params.get("binary", True))
     scores = (h.select(C.CUSTOMER_ID, F.col(C.PRODUCT_ID).alias(NEIGHBOR_ID), "v")
               .join(fitted.weights, NEIGHBOR_ID)
@@ -391,6 +562,101 @@ def recommend_item_item(fitted: FittedItemItem, history: DataFrame, k: int, excl
     order = Window.partitionBy(C.CUSTOMER_ID).orderBy(F.col("score").desc(), F.col(C.PRODUCT_ID).asc())
     return (scores.withColumn("rank", F.row_number().over(order)).where(F.col("rank") <= k)
             .select(C.CUSTOMER_ID, C.PRODUCT_ID, "score", F.col("rank").cast("int").alias("rank")))
+
+
+def _top_rows(score: np.ndarray, kk: int) -> np.ndarray:
+    """Per row the ``kk`` column indices of largest ``score``; ties straddling the cut kept by lowest index."""
+    n = score.shape[1]
+    if kk >= n:
+        return np.broadcast_to(np.arange(n), score.shape).copy()
+    neg = -score
+    part = np.argpartition(neg, kk - 1, axis=1)[:, :kk]
+    kth = np.take_along_axis(neg, part, axis=1).max(axis=1)
+    crowded = np.flatnonzero((neg <= kth[:, None]).sum(axis=1) > kk)
+    for r in crowded:  # equal scores across the cut (e.g. zeros): keep the lowest indices (= smallest ids)
+        idx = np.flatnonzero(neg[r] <= kth[r])
+        part[r] = idx[np.lexsort((idx, neg[r, idx]))[:kk]]
+    return part
+
+
+def _score_block(rows: np.ndarray, items: np.ndarray, vals: np.ndarray, n_rows: int, w: np.ndarray, k: int,
+                 exclude_history: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Top-``k`` ``(item index, float64 score)`` per customer of a block, each ``(n_rows, <=k)``.
+
+    ``rows, items, vals`` are the block's history entries (customer row 0..n_rows-1,
+    item index, value), grouped by row.  Candidates come from one float32 multiply;
+    the ``k + 8`` best are re-scored in float64 from the history (so the scores are
+    exact up to the float32 rounding of ``w``) and sorted, ties by item index.
+    Excluded (history) items come back with score ``-inf``.
+    """
+    n = w.shape[0]
+    x = np.zeros((n_rows, n), dtype=np.float32)
+    x[rows, items] = vals
+    score = x @ w
+    if exclude_history:
+        score[rows, items] = -np.inf
+    kk = min(n, k + _REFINE_EXTRA)
+    cand = _top_rows(score, kk)
+    contrib = w[items[:, None], cand[rows]].astype(np.float64) * vals[:, None]  # (history entries, kk)
+    exact = np.zeros((n_rows, kk))
+    np.add.at(exact, rows, contrib)
+    if exclude_history:
+        exact[np.isneginf(np.take_along_axis(score, cand, axis=1))] = -np.inf
+    order = np.lexsort((cand, -exact), axis=1)[:, :k]
+    return np.take_along_axis(cand, order, axis=1), np.take_along_axis(exact, order, axis=1)
+
+
+def _recommend_dense(fitted: FittedItemItem, per_customer: DataFrame, k: int, exclude_history: bool,
+                     block_rows: int = 1024, score_budget_mb: int = 128) -> DataFrame:
+    """Dense scoring: per-customer history arrays, a broadcast float32 ``W`` and ``mapInArrow`` (numpy)."""
+    assert fitted.dense is not None
+    spark = per_customer.sparkSession
+    ids, n = fitted.dense.ids, fitted.dense.w.shape[0]
+    if fitted._broadcast is None:
+        w32 = np.ascontiguousarray(fitted.dense.w, dtype=np.float32)
+        fitted._broadcast = spark.sparkContext.broadcast({"ids": ids, "w": w32})
+    bc = fitted._broadcast
+    block = max(1, min(int(block_rows), (int(score_budget_mb) << 20) // (8 * max(n, 1))))  # x and score, float32
+    log.info("EASE dense scoring: W %d x %d broadcast (%.1f MiB), %d customers per block", n, n,
+             n * n * 4 / 2**20, block)
+    id_type = from_arrow_type(ids.type)
+    schema = StructType([per_customer.schema[C.CUSTOMER_ID], StructField(C.PRODUCT_ID, id_type),
+                         StructField("score", DoubleType(), False), StructField("rank", IntegerType(), False)])
+    k_out = int(k)
+
+    def score_batches(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        import numpy as np
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        model = bc.value
+        item_ids, wm = model["ids"], model["w"]
+        for batch in batches:
+            if batch.num_rows == 0:
+                continue
+            cust, hist = batch.column(0), batch.column(1)
+            parent = pc.list_parent_indices(hist).to_numpy(zero_copy_only=False).astype(np.int64)
+            flat = pc.list_flatten(hist)
+            items = flat.field("i").to_numpy(zero_copy_only=False).astype(np.int64)
+            vals = flat.field("v").to_numpy(zero_copy_only=False).astype(np.float32)
+            bounds = np.searchsorted(parent, np.arange(0, batch.num_rows + block, block))
+            for b, lo in enumerate(range(0, batch.num_rows, block)):
+                hi = min(lo + block, batch.num_rows)
+                s, e = bounds[b], bounds[b + 1]
+                cand, sc = _score_block(parent[s:e] - lo, items[s:e], vals[s:e], hi - lo, wm, k_out,
+                                        exclude_history)
+                kk = cand.shape[1]
+                keep = np.isfinite(sc).ravel()
+                qrow = np.repeat(np.arange(lo, hi), kk)[keep]
+                # rank counts only kept entries: excluded items sort last, so the kept ones come first
+                rank = np.tile(np.arange(1, kk + 1, dtype=np.int32), hi - lo)[keep]
+                yield pa.RecordBatch.from_arrays([
+                    cust.take(pa.array(qrow)), item_ids.take(pa.array(cand.ravel()[keep])),
+                    pa.array(sc.ravel()[keep]), pa.array(rank, pa.int32())],
+                    names=[C.CUSTOMER_ID, C.PRODUCT_ID, "score", "rank"])
+
+    out = per_customer.mapInArrow(score_batches, schema)
+    return out.select(*REC_COLUMNS)
 
 
 def similar_items(fitted: FittedItemItem, n: int) -> DataFrame:

@@ -196,8 +196,12 @@ def fit_models(spark: SparkSession, inputs: Inputs, rc: Mapping[str, Any], model
             from ecomrec_spark.recommend import item_item
 
             ii = rc["item_item"]
-            fitted_ii = item_item.fit_item_item(inter, method=method, reg_lambda=ii["ease_lambda"],
-                                                max_neighbors=ii["max_neighbors"], max_items=ii["max_items"])
+            # EASE: ease_neighbors null = the unpruned dense model up to dense_max_items (else max_neighbors kept)
+            neighbors = ii.get("ease_neighbors") if method == "ease" else ii["max_neighbors"]
+            fitted_ii = item_item.fit_item_item(
+                inter, method=method, reg_lambda=ii["ease_lambda"], max_neighbors=neighbors, max_items=ii["max_items"],
+                dense_max_items=ii.get("dense_max_items", item_item.DENSE_MAX_ITEMS),
+                fallback_neighbors=ii["max_neighbors"])
             out.info[name] = fitted_ii.params
             out.candidates[name] = _as_recs(item_item.recommend_item_item(fitted_ii, inter, n_cand, exclude_history=False),
                                             name, "score")

@@ -33,6 +33,7 @@ from ecomrec_spark import columns as C
 from ecomrec_spark import lake as lk
 from ecomrec_spark.recommend import models as M
 from ecomrec_spark.recommend import rules
+from ecomrec_spark.recommend import sources as src
 from ecomrec_spark.recommend.interactions import TS, purchases
 
 log = logging.getLogger(__name__)
@@ -41,15 +42,50 @@ REC_TABLE_COLUMNS = [C.CUSTOMER_ID, "rank", C.PRODUCT_ID, "score", "model", "rea
 
 
 def load_inputs(spark: SparkSession, lake: str) -> M.Inputs:
-    """The recommenders' inputs from the lake; only order lines and products are required."""
-    lines = lk.read_optional(spark, lake, "gold", "order_features") or lk.read(spark, lake, "silver", "order_lines")
+    """The recommenders' inputs from the lake.
+
+    Order lines come from ``gold/order_features`` or ``silver/order_lines``.  A
+    lake without them (Amazon reviews, REES46 events only) gets purchase-like
+    lines from :mod:`.sources`: one per review and one per purchase event (per
+    cart event when the log has no purchases); the events that became lines
+    are dropped from ``events`` so no purchase counts twice.  Without
+    ``silver/products`` the catalogue is derived from the events (else from
+    the lines).  Raises ``ValueError`` naming the missing tables when there is
+    nothing to recommend from.
+    """
+    lines = (lk.read_optional(spark, lake, "gold", "order_features")
+             or lk.read_optional(spark, lake, "silver", "order_lines"))
+    products = lk.read_optional(spark, lake, "silver", "products")
+    events = all_events = lk.read_optional(spark, lake, "silver", "events")
+    reviews = lk.read_optional(spark, lake, "silver", "reviews")
+    if lines is None:
+        if events is None and reviews is None:
+            raise src.nothing_to_recommend(lake, has_events=False, has_reviews=False)
+        derived = [] if reviews is None else [src.lines_from_reviews(reviews, products)]
+        if events is not None:
+            kinds = list(src.PURCHASE_EVENTS)
+            if src.lines_from_events(events, kinds).limit(1).count() == 0:  # one row at most
+                kinds = ["cart"]
+                log.warning("silver/events has no purchase events: cart events stand in for purchases")
+            derived.append(src.lines_from_events(events, kinds))
+            events = src.events_without(events, kinds)
+        lines = derived[0] if len(derived) == 1 else derived[0].unionByName(derived[1])
+        if lines.limit(1).count() == 0:  # one row at most
+            raise src.nothing_to_recommend(lake, has_events=events is not None, has_reviews=reviews is not None)
+        log.info("no order lines in %s: purchase-like lines derived from %s", lake,
+                 " and ".join(t for t, df in (("silver/reviews", reviews), ("silver/events", events)) if df is not None))
+    if products is None:
+        products = src.catalogue_from_events(all_events) if all_events is not None else src.catalogue_from_lines(lines)
+    customers = lk.read_optional(spark, lake, "silver", "customers")
+    if customers is not None and C.REGION not in customers.columns:  # Amazon's customers have no region
+        customers = customers.withColumn(C.REGION, F.lit(None).cast("string"))
     return M.Inputs(
         lines=lines,
-        catalogue=lk.read(spark, lake, "silver", "products"),
-        events=lk.read_optional(spark, lake, "silver", "events"),
-        reviews=lk.read_optional(spark, lake, "silver", "reviews"),
+        catalogue=products,
+        events=events,
+        reviews=reviews,
         review_scores=lk.read_optional(spark, lake, "gold", "product_review_scores"),
-        customers=lk.read_optional(spark, lake, "silver", "customers"),
+        customers=customers,
     )
 
 
@@ -123,26 +159,134 @@ def known_customers(inputs: M.Inputs, fitted: M.Fitted) -> DataFrame:
     return who.groupBy(C.CUSTOMER_ID).agg(F.max(C.REGION).alias(C.REGION))
 
 
-def recommend(spark: SparkSession, cfg: Mapping[str, Any]) -> dict[str, Any]:
-    """Fit, tune and write every gold recommendation table; returns row counts and the run's parameters."""
-    from ecomrec_spark.review.persist import new_version
+def review_inputs(spark: SparkSession, lake: str) -> "ltr.ReviewInputs":
+    """The review-side tables the ranker's features read when they exist (each one optional)."""
+    from ecomrec_spark.recommend import ltr
 
-    rc, lake = cfg["recommend"], cfg["paths"]["lake"]
+    return ltr.ReviewInputs(reviews=lk.read_optional(spark, lake, "silver", "reviews"),
+                            predictions=lk.read_optional(spark, lake, "gold", "review_predictions"),
+                            sentiment=lk.read_optional(spark, lake, "gold", "review_sentiment"))
+
+
+def served_models(rc: Mapping[str, Any]) -> list[str]:
+    """The lists written to gold: every configured model, ``ltr_new`` beside ``ltr``, ``popular`` last."""
+    out = [m for m in rc["models"] if m != "popular"]
+    if "ltr" in out:
+        out.insert(out.index("ltr") + 1, "ltr_new")
+    return out + ["popular"]
+
+
+def pick_default(rows: list[dict[str, Any]], setting: str, configured: str, served: list[str]) -> dict[str, Any]:
+    """The served default: the configured model, or (``auto``) the best validation NDCG@k in the shop's setting."""
+    scored = {r["model"]: r["ndcg_at_k"] for r in rows if r["setting"] == setting and r["model"] in served}
+    if configured != "auto":
+        return {"model": configured, "by": "config", "setting": setting, "validation_ndcg": scored.get(configured)}
+    if not scored:
+        return {"model": served[0], "by": "first configured (no validation scores)", "setting": setting}
+    best = max(scored, key=lambda m: (scored[m] or 0.0, -served.index(m)))
+    return {"model": best, "by": "validation ndcg@k", "setting": setting, "validation_ndcg": scored[best],
+            "candidates": dict(sorted(scored.items(), key=lambda kv: -(kv[1] or 0.0)))}
+
+
+def _tune_single_models(inputs: M.Inputs, rc: dict[str, Any], models: tuple[str, ...], truth: DataFrame,
+                        as_of: dt.datetime, exclude_seen: bool, run_info: dict[str, Any]) -> dict[str, Any]:
+    """EASE's lambda and ALS's grid chosen on the validation window (:mod:`.tuning`), written into ``rc``."""
+    if not (rc.get("item_item", {}).get("tune") or rc.get("als", {}).get("tune")):
+        return rc
+    from ecomrec_spark.recommend import tuning
+    from ecomrec_spark.recommend.interactions import build_interactions
+
+    ic = rc["interactions"]
+    inter = build_interactions(inputs.lines, inputs.events, inputs.reviews, as_of=as_of,
+                               half_life_days=ic["half_life_days"], purchase_weight=ic["purchase_weight"],
+                               max_quantity=ic["max_quantity"], event_weights=ic["event_weights"],
+                               review_weight=ic["review_weight"]).cache()
+    tuned = tuning.tune_models(inter, truth, rc, models, exclude_seen)
+    inter.unpersist()
+    run_info["single_model_tuning"] = tuned
+    return tuning.apply_tuned(rc, tuned)
+
+
+def _ranked(model: str, trained: Any, rc: Mapping[str, Any]) -> bool:
+    """Whether a ranker list can be written: its setting's ranker was trained (``ltr`` may use the ``new`` one)."""
+    if trained is None:
+        return False
+    if model == "ltr_new":
+        return "new" in trained.models
+    return "all" in trained.models or (rc["filters"]["exclude_purchased"] and "new" in trained.models)
+
+
+def recommend(spark: SparkSession, cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """Tune on the validation window, train the ranker, fit on all data, write every gold recommendation table.
+
+    Returns row counts, the model version and the run's parameters (validation scores, the default model).
+    """
+    from ecomrec_spark.recommend import candidates as cands
+    from ecomrec_spark.recommend import ltr
+    from ecomrec_spark.review.persist import new_version, save_models
+
+    rc, lake = dict(cfg["recommend"]), cfg["paths"]["lake"]
     inputs = load_inputs(spark, lake)
     end = data_end(inputs)
-    models = tuple(rc["models"])
-    run_info: dict[str, Any] = {"data_end": end.isoformat(), "models": list(models)}
-    if "hybrid" in models and rc["hybrid"]["tune"]:
-        run_info["hybrid_tuning"] = tune_hybrid(spark, inputs, rc, end)
-        rc = {**rc, "hybrid": {**rc["hybrid"], "weights": run_info["hybrid_tuning"]["weights"], "tune": False}}
-    fitted = M.fit_models(spark, inputs, rc, models, with_similar=True)
+    served = served_models(rc)
+    use_ltr = "ltr" in served
+    singles = tuple(m for m in served if m not in ("ltr", "ltr_new"))
+    fit_set = tuple(dict.fromkeys(singles + (ltr.generator_models(rc) if use_ltr else ())))
+    if use_ltr:  # every fitted list must reach rank.candidates deep
+        rc["candidates"] = max(rc["candidates"], rc["rank"]["candidates"] - rc["k"])
+    setting = "new" if rc["filters"]["exclude_purchased"] else "all"
+    days = rc["hybrid"]["validation_days"]
+    t2 = end - dt.timedelta(days=days)
+    run_info: dict[str, Any] = {"data_end": end.isoformat(), "models": served, "validation_from": t2.isoformat(),
+                                "setting": setting}
+    bought_all = purchases(inputs.lines).persist()
+    truths = ltr.validation_truths(bought_all, t2)
+    inputs2 = before(inputs, t2)
+    rc = _tune_single_models(inputs2, rc, fit_set, truths[setting], t2, setting == "new", run_info)
+    fitted2 = M.fit_models(spark, inputs2, rc, fit_set, as_of=t2, tune_truth=truths[setting])
+    if "hybrid_weights" in fitted2.info:
+        run_info["hybrid_tuning"] = {"weights": fitted2.info["hybrid_weights"], "grid": fitted2.info.get("hybrid_grid", []),
+                                     "validation_from": t2.isoformat()}
+        rc["hybrid"] = {**rc["hybrid"], "weights": fitted2.info["hybrid_weights"], "tune": False}
+    extra = review_inputs(spark, lake)
+    trained = None
+    if use_ltr:
+        t1 = t2 - dt.timedelta(days=days)
+        inputs1 = before(inputs, t1)
+        cut1 = ltr.build_cut(spark, inputs1, M.fit_models(spark, inputs1, rc, ltr.generator_models(rc), as_of=t1),
+                             rc, t1, bought_all, extra)
+        cut2 = ltr.build_cut(spark, inputs2, fitted2, rc, t2, bought_all, extra)
+        run_info["candidate_recall"] = {s: cands.recall(cut2.frame(s), truths[s], ltr.generators(rc))
+                                        for s in ltr.SETTINGS}
+        trained = ltr.train(spark, cut1, cut2, rc, bought_all)
+        ltr.release(cut1)
+        run_info["ranker"] = {"train_from": t1.isoformat(), "params": trained.params, "trials": trained.trials,
+                              "importance": trained.importance, **trained.info}
+    validation = ltr.score_lists(spark, fitted2, rc, [m for m in served if m != "popular"] + ["popular"], truths)
+    run_info["validation"] = [{k: r[k] for k in ("model", "setting", "ndcg_at_k", "precision_at_k", "recall_at_k",
+                                                 "n_users")} for r in validation]
+    written = [m for m in served if m not in ("ltr", "ltr_new") or _ranked(m, trained, rc)]
+    default = pick_default(validation, setting, rc.get("default_model", "auto"), written)
+    run_info["default"] = default
+    log.info("served default: %s (%s; validation ndcg@%d %s)", default["model"], default["by"], rc["k"],
+             default.get("validation_ndcg"))
+    fitted = M.fit_models(spark, inputs, rc, fit_set, with_similar=True)
     run_info.update({k: v for k, v in fitted.info.items() if k != "hybrid_grid"})
     version = new_version({"recommend": rc, "data_end": run_info["data_end"]})
+    if trained and trained.models:
+        serve_cut = ltr.build_cut(spark, inputs, fitted, rc, end + dt.timedelta(seconds=1), bought_all, extra)
+        fitted.candidates.update(ltr.serve_lists(serve_cut, trained, rc))
+        save_models(spark, lake, version, {s: m for s, m in trained.models.items()},
+                    {"features": ltr.RF.feature_names(ltr.generators(rc)), "generators": ltr.generators(rc),
+                     "targets": list(trained.models), "params": trained.params, "importance": trained.importance,
+                     "data_end": end.isoformat()}, model_dir=ltr.R.MODEL_DIR)
     generated = dt.datetime.now(dt.timezone.utc).replace(microsecond=0, tzinfo=None)
     customers = known_customers(inputs, fitted)
-    # the popular list goes to every known customer; for those without history it is the cold-start fallback
-    lists = [M.finalize(spark, fitted, m, rc).withColumn("model", F.lit(m)) for m in models if m != "popular"]
-    lists.append(M.finalize(spark, fitted, "popular", rc, customers).withColumn("model", F.lit("popular")))
+    lists = []
+    for m in written:
+        src = rc if m != "ltr_new" else {**rc, "filters": {**rc["filters"], "exclude_purchased": True}}
+        lists.append(M.finalize(spark, fitted, m, src, customers if m == "popular" else None)
+                     .withColumn("model", F.lit(m)))
     recs = lists[0]
     for r in lists[1:]:
         recs = recs.unionByName(r)
@@ -150,8 +294,8 @@ def recommend(spark: SparkSession, cfg: Mapping[str, Any]) -> dict[str, Any]:
     counts: dict[str, int] = {}
 
     def write(df: DataFrame, table: str) -> None:
-        written = lk.overwrite(df, lake, "gold", table)
-        counts[f"gold/{table}"] = spark.read.format("delta").load(written).count()
+        written_path = lk.overwrite(df, lake, "gold", table)
+        counts[f"gold/{table}"] = spark.read.format("delta").load(written_path).count()
 
     write(recs.select(*REC_TABLE_COLUMNS), "recommendations")
     similar = [s.withColumn("model", F.lit(name)) for name, s in fitted.similar.items()]
@@ -162,10 +306,15 @@ def recommend(spark: SparkSession, cfg: Mapping[str, Any]) -> dict[str, Any]:
         write(sim.select(C.PRODUCT_ID, "rank", "similar_product_id", "similarity", "model"), "similar_items")
     write(association_rules(inputs, rc), "association_rules")
     write(fitted.popular, "popular_items")
-    run_row = spark.createDataFrame([(version, generated, json.dumps(run_info, default=str))],
-                                    "model_version string, generated_at timestamp, info string")
+    run_row = spark.createDataFrame(
+        [(version, generated, default["model"], json.dumps(run_info, default=str))],
+        "model_version string, generated_at timestamp, default_model string, info string")
     lk.replace_where(run_row, lake, "gold", "recommendation_runs", "model_version", [version])
-    return {"model_version": version, "tables": counts, "info": run_info}
+    from ecomrec_spark.recommend.evaluate import metrics_frame
+
+    lk.replace_where(metrics_frame(spark, f"validation-{version}", validation, rc["k"], t2), lake, "gold",
+                     "recommendation_metrics", "run_id", [f"validation-{version}"])
+    return {"model_version": version, "tables": counts, "info": run_info, "default_model": default["model"]}
 
 
 def sample_lists(spark: SparkSession, cfg: Mapping[str, Any], n_warm: int = 2) -> list[dict[str, Any]]:
@@ -184,5 +333,6 @@ def sample_lists(spark: SparkSession, cfg: Mapping[str, Any], n_warm: int = 2) -
     cold = (recs.where(F.col("reason").isin("popular_in_region", "popular") & (F.col("model") == "popular"))
             .join(lines, C.CUSTOMER_ID, "left_anti").select(C.CUSTOMER_ID).distinct().orderBy(C.CUSTOMER_ID).limit(1))
     who = [r[C.CUSTOMER_ID] for r in warm.collect()] + [r[C.CUSTOMER_ID] for r in cold.collect()]
-    models = [m for m in cfg["recommend"]["models"] if m != "popular"] + ["popular"]
+    present = {r["model"] for r in recs.select("model").distinct().collect()}  # a handful of model names
+    models = [m for m in served_models(cfg["recommend"]) if m in present]
     return [recommend_for(spark, cfg, c, cfg["recommend"]["k"], m) for c in who for m in models]

@@ -1,4 +1,7 @@
-"""Model folders in the lake: ``<lake>/models/review_score/<version>/`` plus a ``latest`` pointer.
+"""Model folders in the lake: ``<lake>/models/<kind>/<version>/`` plus a ``latest`` pointer.
+
+The review model lives under ``models/review_score`` (the default ``model_dir``);
+the learned recommendation ranker under ``models/ranker``.
 
 Layout::
 
@@ -37,9 +40,9 @@ class ModelMismatchError(ValueError):
     """A saved model does not fit the code that tries to load it."""
 
 
-def models_root(lake: str) -> str:
-    """``<lake>/models/review_score`` (the lake helpers only know the table layers)."""
-    return f"{lake.rstrip('/')}/{MODEL_DIR}"
+def models_root(lake: str, model_dir: str = MODEL_DIR) -> str:
+    """``<lake>/<model_dir>``, by default ``models/review_score`` (the lake helpers only know the table layers)."""
+    return f"{lake.rstrip('/')}/{model_dir}"
 
 
 def git_commit() -> str | None:
@@ -62,30 +65,32 @@ def new_version(fingerprint: Mapping[str, Any], now: dt.datetime | None = None) 
     return f"{now:%Y%m%dT%H%M%SZ}-{digest}"
 
 
-def save_models(spark: SparkSession, lake: str, version: str, models: Mapping[str, Any], metadata: Mapping[str, Any]) -> str:
+def save_models(spark: SparkSession, lake: str, version: str, models: Mapping[str, Any], metadata: Mapping[str, Any],
+                model_dir: str = MODEL_DIR) -> str:
     """Save each target's PipelineModel, the metadata, then move ``latest`` to ``version``.
 
     Returns the version folder URI.
     """
-    folder = f"{models_root(lake)}/{version}"
+    folder = f"{models_root(lake, model_dir)}/{version}"
     for target, model in models.items():
         model.write().overwrite().save(f"{folder}/{target}")
     write_text(spark, f"{folder}/{METADATA}", json.dumps({**metadata, "version": version}, indent=2, default=str) + "\n")
-    write_text(spark, f"{models_root(lake)}/{LATEST}", version + "\n")
-    log.info("saved review model %s to %s", version, folder)
+    write_text(spark, f"{models_root(lake, model_dir)}/{LATEST}", version + "\n")
+    log.info("saved %s model %s to %s", model_dir, version, folder)
     return folder
 
 
-def latest_version(spark: SparkSession, lake: str) -> str:
+def latest_version(spark: SparkSession, lake: str, model_dir: str = MODEL_DIR) -> str:
     try:
-        return read_text(spark, f"{models_root(lake)}/{LATEST}").strip()
+        return read_text(spark, f"{models_root(lake, model_dir)}/{LATEST}").strip()
     except FileNotFoundError:
-        raise FileNotFoundError(f"no review model under {models_root(lake)}; run `ecomrec train-review` first") from None
+        job = "train-review" if model_dir == MODEL_DIR else "build-recommendations"
+        raise FileNotFoundError(f"no model under {models_root(lake, model_dir)}; run `ecomrec {job}` first") from None
 
 
-def load_metadata(spark: SparkSession, lake: str, version: str | None = None) -> dict[str, Any]:
-    version = version or latest_version(spark, lake)
-    return json.loads(read_text(spark, f"{models_root(lake)}/{version}/{METADATA}"))
+def load_metadata(spark: SparkSession, lake: str, version: str | None = None, model_dir: str = MODEL_DIR) -> dict[str, Any]:
+    version = version or latest_version(spark, lake, model_dir)
+    return json.loads(read_text(spark, f"{models_root(lake, model_dir)}/{version}/{METADATA}"))
 
 
 def check_features(metadata: Mapping[str, Any], expected: Sequence[str]) -> None:
