@@ -179,8 +179,11 @@ def served_models(rc: Mapping[str, Any]) -> list[str]:
 def pick_default(rows: list[dict[str, Any]], setting: str, configured: str, served: list[str]) -> dict[str, Any]:
     """The served default: the configured model, or (``auto``) the best validation NDCG@k in the shop's setting."""
     scored = {r["model"]: r["ndcg_at_k"] for r in rows if r["setting"] == setting and r["model"] in served}
-    if configured != "auto":
+    if configured != "auto" and configured in served:
         return {"model": configured, "by": "config", "setting": setting, "validation_ndcg": scored.get(configured)}
+    if configured != "auto":
+        log.warning("recommend.default_model=%s was not written this run (%s are); picking by validation",
+                    configured, ", ".join(served))
     if not scored:
         return {"model": served[0], "by": "first configured (no validation scores)", "setting": setting}
     best = max(scored, key=lambda m: (scored[m] or 0.0, -served.index(m)))
@@ -205,6 +208,11 @@ def _tune_single_models(inputs: M.Inputs, rc: dict[str, Any], models: tuple[str,
     inter.unpersist()
     run_info["single_model_tuning"] = tuned
     return tuning.apply_tuned(rc, tuned)
+
+
+def _has_history(bought: DataFrame, cut: dt.datetime) -> bool:
+    """Whether any purchase happened before ``cut`` (at most one row is read)."""
+    return bought.where(F.col(TS) < F.lit(cut)).limit(1).count() > 0
 
 
 def _ranked(model: str, trained: Any, rc: Mapping[str, Any]) -> bool:
@@ -241,17 +249,25 @@ def recommend(spark: SparkSession, cfg: Mapping[str, Any]) -> dict[str, Any]:
                                 "setting": setting}
     bought_all = purchases(inputs.lines).persist()
     truths = ltr.validation_truths(bought_all, t2)
-    inputs2 = before(inputs, t2)
-    rc = _tune_single_models(inputs2, rc, fit_set, truths[setting], t2, setting == "new", run_info)
-    fitted2 = M.fit_models(spark, inputs2, rc, fit_set, as_of=t2, tune_truth=truths[setting])
-    if "hybrid_weights" in fitted2.info:
-        run_info["hybrid_tuning"] = {"weights": fitted2.info["hybrid_weights"], "grid": fitted2.info.get("hybrid_grid", []),
-                                     "validation_from": t2.isoformat()}
-        rc["hybrid"] = {**rc["hybrid"], "weights": fitted2.info["hybrid_weights"], "tune": False}
-    extra = review_inputs(spark, lake)
-    trained = None
-    if use_ltr:
-        t1 = t2 - dt.timedelta(days=days)
+    validate = _has_history(bought_all, t2) and truths[setting].limit(1).count() > 0  # one row at most
+    if not validate:
+        log.warning("no validation window: the data (to %s) has no returning purchases after %s with history before "
+                    "it (recommend.hybrid.validation_days=%d); models keep their configured parameters, the ranker is "
+                    "skipped and the default is recommend.default_model or the first model", end, t2, days)
+    trained, validation, extra = None, [], review_inputs(spark, lake)
+    if validate:
+        inputs2 = before(inputs, t2)
+        rc = _tune_single_models(inputs2, rc, fit_set, truths[setting], t2, setting == "new", run_info)
+        fitted2 = M.fit_models(spark, inputs2, rc, fit_set, as_of=t2, tune_truth=truths[setting])
+        if "hybrid_weights" in fitted2.info:
+            run_info["hybrid_tuning"] = {"weights": fitted2.info["hybrid_weights"],
+                                         "grid": fitted2.info.get("hybrid_grid", []), "validation_from": t2.isoformat()}
+            rc["hybrid"] = {**rc["hybrid"], "weights": fitted2.info["hybrid_weights"], "tune": False}
+    t1 = t2 - dt.timedelta(days=days)
+    if use_ltr and validate and not _has_history(bought_all, t1):
+        log.warning("ltr skipped: no purchases before %s, the ranker's training cut (2 x validation_days before the "
+                    "end of the data)", t1)
+    elif use_ltr and validate:
         inputs1 = before(inputs, t1)
         cut1 = ltr.build_cut(spark, inputs1, M.fit_models(spark, inputs1, rc, ltr.generator_models(rc), as_of=t1),
                              rc, t1, bought_all, extra)
@@ -262,7 +278,8 @@ def recommend(spark: SparkSession, cfg: Mapping[str, Any]) -> dict[str, Any]:
         ltr.release(cut1)
         run_info["ranker"] = {"train_from": t1.isoformat(), "params": trained.params, "trials": trained.trials,
                               "importance": trained.importance, **trained.info}
-    validation = ltr.score_lists(spark, fitted2, rc, [m for m in served if m != "popular"] + ["popular"], truths)
+    if validate:
+        validation = ltr.score_lists(spark, fitted2, rc, [m for m in served if m != "popular"] + ["popular"], truths)
     run_info["validation"] = [{k: r[k] for k in ("model", "setting", "ndcg_at_k", "precision_at_k", "recall_at_k",
                                                  "n_users")} for r in validation]
     written = [m for m in served if m not in ("ltr", "ltr_new") or _ranked(m, trained, rc)]
@@ -312,8 +329,9 @@ def recommend(spark: SparkSession, cfg: Mapping[str, Any]) -> dict[str, Any]:
     lk.replace_where(run_row, lake, "gold", "recommendation_runs", "model_version", [version])
     from ecomrec_spark.recommend.evaluate import metrics_frame
 
-    lk.replace_where(metrics_frame(spark, f"validation-{version}", validation, rc["k"], t2), lake, "gold",
-                     "recommendation_metrics", "run_id", [f"validation-{version}"])
+    if validation:
+        lk.replace_where(metrics_frame(spark, f"validation-{version}", validation, rc["k"], t2), lake, "gold",
+                         "recommendation_metrics", "run_id", [f"validation-{version}"])
     return {"model_version": version, "tables": counts, "info": run_info, "default_model": default["model"]}
 
 
