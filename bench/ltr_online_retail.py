@@ -122,8 +122,7 @@ def main() -> int:
     args = ap.parse_args()
 
     import pandas as pd
-    from bench.etl import machine_info, versions
-    from bench.sections import write_section
+    from bench.sections import machine_line, write_section
 
     from ecomrec_spark import lake as lk
     from ecomrec_spark.config import load_config
@@ -178,7 +177,6 @@ def main() -> int:
         results[(name, setting)] = ndcg(spark.createDataFrame(frame.astype({"rank": "int32"}),
                                                               "customer_id string, product_id string, rank int"), setting)
 
-    m, v = machine_info(), versions()
     info = built_a["info"]
     rows = sorted({name for name, _ in results})
     table = ["| list | all purchases | new items only |", "|---|---|---|"]
@@ -201,8 +199,7 @@ def main() -> int:
     }
     lines = [
         "## Served lists on UCI Online Retail, scored on held-back months (`bench/ltr_online_retail.py`)", "",
-        f"Machine: {m['cpu']}, {m['cores']} cores, {m['ram'] / 2**30:.0f} GiB; "
-        + ", ".join(f"{key} {val}" for key, val in v.items()) + ".", "",
+        machine_line(), "",
         f"The product saw {n_train_rows:,} raw lines before {args.cut} through `conf/online_retail.yaml`; the "
         f"{n_held_rows:,} lines from {args.cut} on were held back. Truth: what the {truth_all['customer_id'].nunique():,} "
         f"returning customers bought then ({len(truth_all):,} pairs, {len(truth_new):,} of them new to the customer). "

@@ -27,8 +27,7 @@ OUT = REPO / "bench" / "out" / "online_retail"
 
 
 def main() -> int:
-    from bench.etl import machine_info, versions
-    from bench.sections import write_section
+    from bench.sections import machine_line, write_section
 
     from ecomrec_spark.config import load_config
     from ecomrec_spark.ingest.run import ingest
@@ -51,11 +50,10 @@ def main() -> int:
     t1 = time.time()
     result = evaluate(spark, cfg)
     t2 = time.time()
-    info, m, v = result["info"], machine_info(), versions()
+    info = result["info"]
     lines = [
         "## Recommendations on UCI Online Retail (`bench/online_retail.py`)", "",
-        f"Machine: {m['cpu']}, {m['cores']} cores, {m['ram'] / 2**30:.0f} GiB; "
-        + ", ".join(f"{k} {val}" for k, val in v.items()) + ".", "",
+        machine_line(), "",
         f"The real file ({sum(r['raw_records'] for r in recon):,} records, Dec 2010 - Aug 2011) through "
         f"`conf/online_retail.yaml`: {counts.get('silver/order_lines', 0):,} clean order lines. "
         f"Train before {info['cutoff'][:10]}, test to {info['data_end'][:10]}: {info['n_test_customers']:,} test "

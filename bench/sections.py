@@ -18,3 +18,12 @@ def write_section(name: str, lines: list[str], path: Path = BENCHMARKS) -> None:
     else:
         text = text.rstrip("\n") + "\n\n" + body + "\n"
     path.write_text(text)
+
+
+def machine_line(note: str = "") -> str:
+    """``Machine: <cpu>, <n> cores, <ram> GiB<note>; <versions>.``: the header line every benchmark section starts with."""
+    from bench.etl import machine_info, versions
+
+    m, v = machine_info(), versions()
+    return (f"Machine: {m['cpu']}, {m['cores']} cores, {m['ram'] / 2**30:.0f} GiB{note}; "
+            + ", ".join(f"{key} {val}" for key, val in v.items()) + ".")

@@ -118,9 +118,18 @@ def generate(fitted: M.Fitted, rc: Mapping[str, Any], as_of: dt.datetime) -> Dat
 
 
 def build_cut(spark: SparkSession, inputs: M.Inputs, fitted: M.Fitted, rc: Mapping[str, Any], as_of: dt.datetime,
-              bought_all: DataFrame, extra: ReviewInputs) -> Cut:
-    """Candidates and features at ``as_of`` from models already fitted on the data before it (both persisted)."""
-    cand = generate(fitted, rc, as_of).persist(StorageLevel.MEMORY_AND_DISK)
+              bought_all: DataFrame, extra: ReviewInputs, only: DataFrame | None = None) -> Cut:
+    """Candidates and features at ``as_of`` from models already fitted on the data before it (both persisted).
+
+    ``only`` (``customer_id``) limits the cut to the customers that matter there: training and
+    validation cuts need only the customers who bought in their label window (a group without a
+    purchase neither trains a ranker nor counts in NDCG), which keeps them far smaller than the
+    serving cut.
+    """
+    cand = generate(fitted, rc, as_of)
+    if only is not None:
+        cand = cand.join(only.select(C.CUSTOMER_ID).distinct(), C.CUSTOMER_ID, "left_semi")
+    cand = cand.persist(StorageLevel.MEMORY_AND_DISK)
     feats = RF.build_features(cand, generators(rc), bought_all, inputs.catalogue, as_of,
                               rc["hybrid"]["validation_days"], extra.reviews, extra.predictions, extra.sentiment)
     return Cut(as_of, inputs, fitted, cand, feats.persist(StorageLevel.MEMORY_AND_DISK))
@@ -146,6 +155,17 @@ def score_lists(spark: SparkSession, fitted: M.Fitted, rc: Mapping[str, Any], mo
     return rows
 
 
+def buyers(bought_all: DataFrame, start: dt.datetime, end: dt.datetime | None = None) -> DataFrame:
+    """``customer_id`` of the customers who bought in ``[start, end)`` and also before ``start``."""
+    from ecomrec_spark.recommend.interactions import TS
+
+    window = bought_all.where(F.col(TS) >= F.lit(start))
+    if end is not None:
+        window = window.where(F.col(TS) < F.lit(end))
+    before_start = bought_all.where(F.col(TS) < F.lit(start)).select(C.CUSTOMER_ID)
+    return window.select(C.CUSTOMER_ID).distinct().join(before_start, C.CUSTOMER_ID, "left_semi")
+
+
 def validation_truths(bought_all: DataFrame, as_of: dt.datetime, end: dt.datetime | None = None
                       ) -> dict[str, DataFrame]:
     """``all``/``new`` truth of ``[as_of, end)`` for the customers who bought before ``as_of`` (cached)."""
@@ -165,13 +185,16 @@ def as_recs(ranked: DataFrame, gens: Sequence[str]) -> DataFrame:
     return R.with_reason(ranked, gens).select(*M.REC_COLUMNS)
 
 
-def train(spark: SparkSession, train_cut: Cut, val_cut: Cut, rc: Mapping[str, Any], bought_all: DataFrame) -> Trained:
-    """Fit every grid point on ``train_cut``, keep the best on ``val_cut`` per setting, refit it on ``val_cut``."""
+def train(spark: SparkSession, train_cut: Cut, val_cut: Cut, rc: Mapping[str, Any], bought_all: DataFrame,
+          truths: Mapping[str, DataFrame]) -> Trained:
+    """Fit every grid point on ``train_cut``, keep the best on ``val_cut`` per setting, refit it on ``val_cut``.
+
+    ``truths``: :func:`validation_truths` of ``val_cut``.
+    """
     rk, seed, k = rc["rank"], rc["seed"], rc["k"]
     gens = generators(rc)
     names = RF.feature_names(gens)
     out = Trained()
-    truths = validation_truths(bought_all, val_cut.as_of)
     for setting in SETTINGS:
         model_name = LTR_MODELS[setting]
         rows = RF.training_rows(RF.with_labels(train_cut.frame(setting), bought_all, train_cut.as_of, val_cut.as_of),
@@ -190,7 +213,7 @@ def train(spark: SparkSession, train_cut: Cut, val_cut: Cut, rc: Mapping[str, An
             model = R.fit_ranker(rows, names, params, rk["objective"], rk["num_workers"], seed)
             ranked = as_recs(R.rank_candidates(model, val_cut.frame(setting), k + rc["candidates"]), gens)
             val_cut.fitted.candidates[model_name] = ranked
-            recs = M.finalize(spark, val_cut.fitted, model_name, src).cache()
+            recs = M.finalize(spark, val_cut.fitted, model_name, src)
             ndcg = ranking_metrics(recs, truths[setting], k)["ndcg_at_k"] or 0.0
             trials.append({**params, "ndcg_at_k": ndcg})
             log.info("ranker %s %s: validation ndcg@%d %.4f", setting, params, k, ndcg)
@@ -221,8 +244,7 @@ def serve_lists(cut: Cut, trained: Trained, rc: Mapping[str, Any]) -> dict[str, 
 
 
 def release(cut: Cut) -> None:
-    """Drop a cut's cached frames once its ranker rows are built (the serving cut needs the memory)."""
+    """Drop a cut's cached frames and fitted models once they are scored (the next cut needs the memory)."""
     cut.features.unpersist()
     cut.candidates.unpersist()
-    for df in cut.fitted.candidates.values():
-        df.unpersist()
+    cut.fitted.unpersist()

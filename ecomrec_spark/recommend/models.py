@@ -72,6 +72,19 @@ class Fitted:
     popular: DataFrame
     similar: dict[str, DataFrame] = field(default_factory=dict)
     info: dict[str, Any] = field(default_factory=dict)
+    cached: list[Any] = field(default_factory=list)  # every cached frame or fitted model behind the lists
+
+    def keep(self, df: Any) -> Any:
+        """Remember a cached frame (or an object with ``unpersist``) so :meth:`unpersist` can release it."""
+        self.cached.append(df)
+        return df
+
+    def unpersist(self) -> None:
+        """Release everything this fit cached: a build fits several cuts and must not keep them all in memory."""
+        for df in [*self.cached, *self.candidates.values(), *self.similar.values(), self.interactions, self.bought,
+                   self.attributes, self.popular]:
+            df.unpersist()
+        self.cached.clear()
 
 
 def product_attributes(bought: DataFrame, catalogue: DataFrame, review_scores: DataFrame | None) -> DataFrame:
@@ -157,13 +170,14 @@ def fit_models(spark: SparkSession, inputs: Inputs, rc: Mapping[str, Any], model
         fitted = als.fit_als(inter, rank=a["rank"], reg_param=a["reg_param"], alpha=a["alpha"], max_iter=a["max_iter"],
                              seed=seed)
         out.info["als"] = dict(fitted.params)
+        out.keep(fitted)
         if "als" in models:
             out.candidates["als"] = _as_recs(als.recommend_all(fitted, n_cand, margin=0), "als", "score")
         if set(models) & {"knn", "hybrid"}:
-            pv = vectors.product_vectors(als.item_factors(fitted), attrs, rc["vectors"]).cache()
+            pv = out.keep(vectors.product_vectors(als.item_factors(fitted), attrs, rc["vectors"]).cache())
             cv = vectors.customer_vectors(inter, pv)
             cand, info = nearest(cv, pv, n_cand, rc["knn"], seed)
-            cand = cand.cache()
+            cand = out.keep(cand.cache())
             out.info["knn"] = info
             out.candidates["knn"] = _as_recs(cand, "knn")
             if with_similar:
@@ -171,7 +185,7 @@ def fit_models(spark: SparkSession, inputs: Inputs, rc: Mapping[str, Any], model
                                  exclude_self=True, item_out="similar_product_id")
                 out.similar["knn"] = sim.withColumnRenamed("_query", C.PRODUCT_ID)
             if "hybrid" in models:
-                terms = hybrid.with_terms(cand, attrs, vectors.customer_price(inter, attrs)).cache()
+                terms = out.keep(hybrid.with_terms(cand, attrs, vectors.customer_price(inter, attrs)).cache())
                 weights = dict(rc["hybrid"]["weights"])
                 if tune_truth is not None and rc["hybrid"]["tune"]:
                     weights, grid = hybrid.tune_weights(terms, tune_truth, rc["hybrid"]["grid"], rc["k"])
@@ -182,7 +196,7 @@ def fit_models(spark: SparkSession, inputs: Inputs, rc: Mapping[str, Any], model
         cc = rc["content"]
         text = content.product_text(inputs.catalogue, reviews=inputs.reviews, lines=inputs.lines)
         tfidf, _ = content.tfidf_vectors(text, vocab_size=cc["vocab_size"], min_df=float(cc["min_df"]), log_empty=False)
-        tfidf = tfidf.cache()
+        tfidf = out.keep(tfidf.cache())
         profiles = content.customer_profiles(inter, tfidf)
         ccand, info = nearest(profiles, tfidf, n_cand, rc["knn"], seed)
         out.info["content"] = info
@@ -203,6 +217,7 @@ def fit_models(spark: SparkSession, inputs: Inputs, rc: Mapping[str, Any], model
                 dense_max_items=ii.get("dense_max_items", item_item.DENSE_MAX_ITEMS),
                 fallback_neighbors=ii["max_neighbors"])
             out.info[name] = fitted_ii.params
+            out.keep(fitted_ii)
             out.candidates[name] = _as_recs(item_item.recommend_item_item(fitted_ii, inter, n_cand, exclude_history=False),
                                             name, "score")
     for name, cand in out.candidates.items():  # every list is read once per model and setting downstream

@@ -254,7 +254,7 @@ def recommend(spark: SparkSession, cfg: Mapping[str, Any]) -> dict[str, Any]:
         log.warning("no validation window: the data (to %s) has no returning purchases after %s with history before "
                     "it (recommend.hybrid.validation_days=%d); models keep their configured parameters, the ranker is "
                     "skipped and the default is recommend.default_model or the first model", end, t2, days)
-    trained, validation, extra = None, [], review_inputs(spark, lake)
+    trained, validation, extra, cut2 = None, [], review_inputs(spark, lake), None
     if validate:
         inputs2 = before(inputs, t2)
         rc = _tune_single_models(inputs2, rc, fit_set, truths[setting], t2, setting == "new", run_info)
@@ -270,16 +270,22 @@ def recommend(spark: SparkSession, cfg: Mapping[str, Any]) -> dict[str, Any]:
     elif use_ltr and validate:
         inputs1 = before(inputs, t1)
         cut1 = ltr.build_cut(spark, inputs1, M.fit_models(spark, inputs1, rc, ltr.generator_models(rc), as_of=t1),
-                             rc, t1, bought_all, extra)
-        cut2 = ltr.build_cut(spark, inputs2, fitted2, rc, t2, bought_all, extra)
+                             rc, t1, bought_all, extra, only=ltr.buyers(bought_all, t1, t2))
+        cut2 = ltr.build_cut(spark, inputs2, fitted2, rc, t2, bought_all, extra, only=truths["all"])
         run_info["candidate_recall"] = {s: cands.recall(cut2.frame(s), truths[s], ltr.generators(rc))
                                         for s in ltr.SETTINGS}
-        trained = ltr.train(spark, cut1, cut2, rc, bought_all)
+        trained = ltr.train(spark, cut1, cut2, rc, bought_all, truths)
         ltr.release(cut1)
         run_info["ranker"] = {"train_from": t1.isoformat(), "params": trained.params, "trials": trained.trials,
                               "importance": trained.importance, **trained.info}
     if validate:
         validation = ltr.score_lists(spark, fitted2, rc, [m for m in served if m != "popular"] + ["popular"], truths)
+        if cut2 is not None:
+            ltr.release(cut2)
+        else:
+            fitted2.unpersist()
+        for truth in truths.values():
+            truth.unpersist()
     run_info["validation"] = [{k: r[k] for k in ("model", "setting", "ndcg_at_k", "precision_at_k", "recall_at_k",
                                                  "n_users")} for r in validation]
     written = [m for m in served if m not in ("ltr", "ltr_new") or _ranked(m, trained, rc)]
