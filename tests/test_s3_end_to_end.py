@@ -227,7 +227,7 @@ def pipeline(spark, s3, tmp_path_factory):
         f"spark.conf.spark.local.dir={root / 'spark-local'}",
         f"recommend.models=[{','.join(MODELS)}]", "recommend.hybrid.tune=false", f"recommend.k={K}",
         "recommend.candidates=10", "recommend.als.rank=8", "recommend.als.max_iter=5",
-        "recommend.rules.min_support=0.01",
+        "recommend.rules.min_support=0.01", "recommend.als.tune=false", "recommend.item_item.tune=false",
     ]
     args = [a for s in sets for a in ("--set", s)]
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYSPARK_GATEWAY")}

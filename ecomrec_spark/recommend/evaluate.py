@@ -112,6 +112,9 @@ def evaluate(spark: SparkSession, cfg: Mapping[str, Any]) -> dict[str, Any]:
     run_id = f"{cutoff:%Y%m%dT%H%M%S}-k{k}"
     lk.replace_where(metrics_frame(spark, run_id, rows, k, cutoff), lake, "gold", "recommendation_metrics", "run_id",
                      [run_id])
+    fitted.unpersist()
+    for df in (test, warm):
+        df.unpersist()
     report = write_report(spark, cfg, rows, info)
     return {"run_id": run_id, "results": rows, "info": info, "report": report,
             "table": lk.table_path(lake, "gold", "recommendation_metrics")}

@@ -296,6 +296,7 @@ def recommend(spark: SparkSession, cfg: Mapping[str, Any]) -> dict[str, Any]:
     fitted = M.fit_models(spark, inputs, rc, fit_set, with_similar=True)
     run_info.update({k: v for k, v in fitted.info.items() if k != "hybrid_grid"})
     version = new_version({"recommend": rc, "data_end": run_info["data_end"]})
+    serve_cut = None
     if trained and trained.models:
         serve_cut = ltr.build_cut(spark, inputs, fitted, rc, end + dt.timedelta(seconds=1), bought_all, extra)
         fitted.candidates.update(ltr.serve_lists(serve_cut, trained, rc))
@@ -338,6 +339,12 @@ def recommend(spark: SparkSession, cfg: Mapping[str, Any]) -> dict[str, Any]:
     if validation:
         lk.replace_where(metrics_frame(spark, f"validation-{version}", validation, rc["k"], t2), lake, "gold",
                          "recommendation_metrics", "run_id", [f"validation-{version}"])
+    # one session may run several builds (run-all, tests): leave nothing of this one cached
+    if serve_cut is not None:
+        ltr.release(serve_cut)
+    else:
+        fitted.unpersist()
+    bought_all.unpersist()
     return {"model_version": version, "tables": counts, "info": run_info, "default_model": default["model"]}
 
 
