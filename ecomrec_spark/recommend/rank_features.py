@@ -26,6 +26,11 @@ assembles; a missing value stays null and XGBoost treats it as missing):
   before ``T``, when ``ecomrec insights`` has written it);
 - **the customer**: ``cust_orders``, ``cust_days_since``, ``cust_basket`` (lines
   per order), ``cust_products``, ``cust_tenure``.
+
+One known second-order effect: ``review_pred`` and ``p_satisfied`` average the
+review model's predictions for orders placed before ``T``, but that model was
+trained on a time split over all reviews, so its parameters saw reviews written
+after ``T``.  No purchase of the label window enters a feature.
 """
 
 from __future__ import annotations
