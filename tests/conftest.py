@@ -28,6 +28,8 @@ def spark(cfg):
         cfg,
         app_name="ecomrec-tests",
         extra_conf={
+            # one JVM serves the whole suite, which builds the recommendations (ranker included) several times
+            "spark.driver.memory": "8g",
             "spark.master": "local[2]",
             "spark.sql.shuffle.partitions": "2",
             "spark.default.parallelism": "2",
