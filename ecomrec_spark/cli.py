@@ -15,6 +15,7 @@ import sys
 from typing import Any, Mapping, Sequence
 
 from ecomrec_spark.config import ConfigError, is_local_path, load_config, local_path
+from ecomrec_spark.serving.gate import GateRefused
 
 log = logging.getLogger("ecomrec_spark")
 
@@ -34,14 +35,19 @@ COMMANDS = {
                 "gold review_sentiment, product_sentiment",
     "report": "one self-contained HTML page with the dashboards, model comparisons, recommendation metrics and "
               "data-quality figures -> <paths.reports>/index.html",
+    "ab-report": "A/B variants compared on the events the API took back (impressions, click-through and conversion "
+                 "with 95%% intervals) -> gold insights_ab_test and a report section",
     "register-tables": "register every silver and gold Delta table as ecomrec.<table> in the metastore "
                        "(the session catalog locally, Glue on EMR)",
     "athena-ddl": "write the Athena CREATE EXTERNAL TABLE ... TBLPROPERTIES ('table_type'='DELTA') statements",
     "upload-raw": "upload a local raw folder to S3 with boto3: ecomrec upload-raw --from DIR --to s3://bucket/raw",
     "recommend": "print one customer's top k (unknown customers get the popularity fallback)",
     "emr": "launch and manage the pipeline on EMR: ecomrec emr up|submit|status|logs|down (see emr/README.md)",
+    "publish": "copy the latest gold lists, product pages and popular lists into the serving store as a new version; "
+               "live only if the quality gate passes (exit 3 otherwise); --list, --rollback, --force",
+    "serve": "the online API and page (FastAPI + uvicorn, no Spark) over the serving store's live version",
     "run-all": "every pipeline stage in order (ingest, transform, train-review, score-reviews, build- and "
-               "evaluate-recommendations, insights, register-tables, report) on the configured input",
+               "evaluate-recommendations, insights, ab-report, register-tables, report, publish) on the configured input",
 }
 
 
@@ -81,6 +87,13 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--k", type=int, default=10, help="list length (1-100, default 10)")
             p.add_argument("--model", default=None, choices=SERVE_MODELS,
                            help="which model's list (default: the served default the last build picked on validation)")
+        if name == "publish":
+            p.add_argument("--force", action="store_true", help="make the new version live even if the gate refuses it")
+            p.add_argument("--list", action="store_true", help="list the published versions with their metrics (no Spark)")
+            p.add_argument("--rollback", action="store_true", help="make the previous version live (no Spark)")
+        if name == "serve":
+            p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1, loopback only)")
+            p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
         if name == "run-all":
             p.add_argument("--generate", action="store_true",
                            help="first generate the demo data set into paths.raw (what `make demo` does)")
@@ -133,6 +146,14 @@ def run(args: argparse.Namespace, cfg: Mapping[str, Any] | None = None) -> dict[
     _validate_args(args, cfg)
     if args.command == "recommend":
         _validate_recommend(args)
+    if args.command == "serve":
+        from ecomrec_spark.serving.api import serve
+
+        return {"serve": serve(cfg, args.host, args.port)}
+    if args.command == "publish" and (args.list or args.rollback):
+        from ecomrec_spark.serving.publish import list_versions, rollback
+
+        return {"publish": rollback(cfg) if args.rollback else list_versions(cfg)}
     if args.command == "generate" or getattr(args, "generate", False):
         local_path(args.out if getattr(args, "out", None) else cfg["paths"]["generated"])  # local only, checked before Spark
     elif args.command in ("ingest", "run-all") and is_local_path(cfg["paths"]["raw"]):
@@ -175,6 +196,10 @@ def run(args: argparse.Namespace, cfg: Mapping[str, Any] | None = None) -> dict[
         from ecomrec_spark.review.score import predict_review
 
         return {"predict-review": predict_review(spark, cfg, args.product_id)}
+    if args.command == "publish":
+        from ecomrec_spark.serving.publish import publish
+
+        return {"publish": publish(spark, cfg, force=args.force)}
     stage = dict(stages.PIPELINE)[args.command]
     return {args.command: stage(spark, cfg)}
 
@@ -234,6 +259,10 @@ def summarize(result: Mapping[str, Any], cfg_lake: str) -> str:
         lines.append("insights:")
         lines += table_lines(result["insights"]["tables"], cfg_lake)
         lines.append(f"  review sentiment: {json.dumps(result['insights']['sentiment'], default=str)[:400]}")
+    if "ab-report" in result:
+        lines += ab_lines(result["ab-report"])
+    if "publish" in result:
+        lines += publish_lines(result["publish"])
     if "report" in result:
         r = result["report"]
         lines.append(f"report: {r['path']} ({len(r['sections'])} sections, {r['charts']} charts"
@@ -245,6 +274,40 @@ def summarize(result: Mapping[str, Any], cfg_lake: str) -> str:
         lines.append(f"product {e['product_id']}: predicted mean score {e['predicted_mean_score']:.2f}, "
                      f"P(satisfied) {e['p_satisfied']:.3f} over {e['n_orders']} order(s) (model {e['model_version']})")
     return "\n".join(lines)
+
+
+def publish_lines(p: Mapping[str, Any]) -> list[str]:
+    """``publish``, ``publish --list`` and ``publish --rollback`` results."""
+    if "versions" in p:
+        lines = [f"serving store {p['store']}: {len(p['versions'])} version(s)"]
+        for v in p["versions"]:
+            m = v.get("metrics") or {}
+            lines.append(f"  {'*' if v.get('live') else ' '} {v['version']}  {v['status']:<8}  default {v.get('default_model')}"
+                         f"  NDCG@10 {m.get('ndcg_at_10')}  review macro-F1 {m.get('review_macro_f1')}")
+        return lines
+    if "rolled_back_from" in p:
+        return [f"serving store {p['store']}: live version {p['live']} (was {p['rolled_back_from']})"]
+    if "skipped" in p:
+        return [f"publish: skipped, {p['skipped']}"]
+    state = "live" if p["live"] == p["version"] else f"NOT live (live stays {p['live']})"
+    lines = [f"publish: version {p['version']} -> {p['store']}, {state}; "
+             + ", ".join(f"{k} {n}" for k, n in p.get("rows", {}).items())]
+    if p.get("gate"):
+        lines.append(f"  gate: {p['gate']}")
+    if p.get("dropped"):
+        lines.append(f"  dropped old versions: {', '.join(p['dropped'])}")
+    return lines
+
+
+def ab_lines(a: Mapping[str, Any]) -> list[str]:
+    if "skipped" in a:
+        return [f"ab-report: skipped, {a['skipped']}"]
+    lines = [f"ab-report: {a['events']} API events -> {a['table']}"]
+    for v in a.get("variants", []):
+        lines.append(f"  {v['variant']:<12} impressions {v['impressions']:>7}  CTR {v['ctr']:.3f} "
+                     f"[{v['ctr_lo']:.3f}, {v['ctr_hi']:.3f}]  conversion {v['conversion']:.3f} "
+                     f"[{v['conversion_lo']:.3f}, {v['conversion_hi']:.3f}]")
+    return lines
 
 
 def build_lines(info: Mapping[str, Any]) -> list[str]:
@@ -314,6 +377,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"ecomrec {args.command}: configuration error: {exc}", file=sys.stderr)
         return 2
+    except GateRefused as exc:  # the new version was written but not made live
+        print(f"ecomrec {args.command}: refused: {exc}", file=sys.stderr)
+        return 3
     except Exception as exc:  # a known input problem is one clear line, not a stack trace
         from ecomrec_spark.ingest.run import IngestError
         from ecomrec_spark.review.score import UnknownProductError
@@ -323,7 +389,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         raise
     print(summarize(result, cfg["paths"]["lake"]))
-    if args.command not in ("generate", "predict-review", "recommend", "athena-ddl"):
+    if args.command not in ("generate", "predict-review", "recommend", "athena-ddl", "serve", "publish"):
         root = cfg["paths"]["lake"]
         print(f"Delta lake: {root}  (layers {root}/bronze, /silver, /gold, /quarantine; "
               f"reconciliation in {root}/bronze/ingest_reconciliation)")

@@ -15,6 +15,8 @@ from typing import Any, Iterable, Mapping
 
 import yaml
 
+from ecomrec_spark.identifiers import SERVE_MODELS
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONF = REPO_ROOT / "conf" / "local.yaml"
 
@@ -27,7 +29,7 @@ class ConfigError(ValueError):
 # ``dict`` (the type) marks a free-form mapping whose keys are not checked.
 _NUM = (int, float)
 SCHEMA: dict[str, Any] = {
-    "paths": {"raw": str, "lake": str, "generated": str, "reports": str},
+    "paths": {"raw": str, "lake": str, "generated": str, "reports": str, "serving": str},
     "spark": {
         "master": (str, type(None)),
         "app_name": str,
@@ -130,6 +132,17 @@ SCHEMA: dict[str, Any] = {
         "sentiment": {"vocab_size": int, "min_df": _NUM, "reg_param": _NUM, "max_iter": int, "features": str,
                       "ngrams": bool, "vector_size": int, "test_fraction": _NUM, "seed": int,
                       "class_weights": (bool, type(None)), "positive_at": _NUM, "negative_at": _NUM},
+    },
+    "serving": {  # ecomrec publish / serve (issue "Serve"): the online store, its versions, the gate, A/B variants
+        "store": str,  # sqlite (a file under paths.serving) | dynamodb
+        "dynamodb": {"table_prefix": str, "region": (str, type(None)), "endpoint_url": (str, type(None))},
+        "k": int,  # items kept per published list
+        "keep_versions": int,
+        "refresh_seconds": _NUM,  # how often a running API re-reads the live-version pointer
+        "gate": {"ndcg_drop": _NUM, "macro_f1_drop": _NUM},
+        "variants": list,  # [{name, model, weight}]; model "default" = the build's picked default
+        "salt": str,
+        "max_events": int,  # events per POST /v1/events batch
     },
     "emr": dict,  # launcher settings, validated by ecomrec_spark.aws.emr (conf/emr.yaml, emr/README.md)
     "generate": {
@@ -245,7 +258,7 @@ def resolve_local(uri: str, base: Path) -> str:
 
 # Sections whose defaults come from conf/local.yaml when another file leaves them out;
 # paths and spark settings are per environment and never inherited.
-_INHERITED = ("ingest", "sources", "transform", "generate", "review", "recommend", "catalog", "insights")
+_INHERITED = ("ingest", "sources", "transform", "generate", "review", "recommend", "catalog", "insights", "serving")
 
 
 def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
@@ -306,6 +319,7 @@ def load_config(path: str | os.PathLike[str] | None = None, overrides: Iterable[
     _check_review(cfg.get("review") or {})
     _check_recommend(cfg.get("recommend") or {})
     _check_insights(cfg.get("insights") or {})
+    _check_serving(cfg.get("serving") or {})
     spark = cfg.setdefault("spark", {})
     if spark.get("jar_cache"):
         spark["jar_cache"] = resolve_local(spark["jar_cache"], REPO_ROOT)
@@ -509,6 +523,42 @@ def _check_als(a: Mapping[str, Any]) -> None:
     for key in ("reg_param", "alpha"):
         if key in grid:
             _positive_list(f"als.grid.{key}", grid[key], _NUM, 0, strict=False)
+
+
+SERVING_STORES = ("sqlite", "dynamodb")
+_NAME = re.compile(r"[A-Za-z0-9_-]{1,32}")
+_TABLE_PREFIX = re.compile(r"[A-Za-z0-9_.-]{3,200}")
+
+
+def _check_serving(s: Mapping[str, Any]) -> None:
+    """Value checks of the ``serving`` section (types are checked by the schema)."""
+    if "store" in s and s["store"] not in SERVING_STORES:
+        raise ConfigError(f"config key 'serving.store' must be one of {', '.join(SERVING_STORES)}, got {s['store']!r}")
+    prefix = (s.get("dynamodb") or {}).get("table_prefix")
+    if prefix is not None and not _TABLE_PREFIX.fullmatch(prefix):
+        raise ConfigError(f"config key 'serving.dynamodb.table_prefix' must be 3-200 letters, digits, '_', '-' or '.', "
+                          f"got {prefix!r}")
+    for key, lo, hi in (("k", 1, 100), ("keep_versions", 1, 1000), ("max_events", 1, 10000)):
+        if key in s and not lo <= s[key] <= hi:
+            raise ConfigError(f"config key 'serving.{key}' must be in [{lo}, {hi}], got {s[key]}")
+    if "refresh_seconds" in s and not 0 < s["refresh_seconds"] <= 3600:
+        raise ConfigError(f"config key 'serving.refresh_seconds' must be in (0, 3600], got {s['refresh_seconds']}")
+    for key, value in (s.get("gate") or {}).items():
+        if not 0 <= value <= 1:
+            raise ConfigError(f"config key 'serving.gate.{key}' must be an absolute drop in [0, 1], got {value}")
+    variants = s.get("variants") or []
+    names = set()
+    for i, v in enumerate(variants):
+        where = f"config key 'serving.variants[{i}]'"
+        if not isinstance(v, Mapping) or set(v) != {"name", "model", "weight"}:
+            raise ConfigError(f"{where} must be a mapping with exactly name, model and weight, got {v!r}")
+        if not isinstance(v["name"], str) or not _NAME.fullmatch(v["name"]) or v["name"] in names:
+            raise ConfigError(f"{where}.name must be a unique name of 1-32 letters, digits, '_' or '-', got {v['name']!r}")
+        names.add(v["name"])
+        if v["model"] not in (*SERVE_MODELS, "default"):
+            raise ConfigError(f"{where}.model must be 'default' or one of {', '.join(SERVE_MODELS)}, got {v['model']!r}")
+        if isinstance(v["weight"], bool) or not isinstance(v["weight"], (int, float)) or v["weight"] <= 0:
+            raise ConfigError(f"{where}.weight must be a number > 0, got {v['weight']!r}")
 
 
 def is_local_path(uri: str) -> bool:

@@ -102,6 +102,20 @@ def report_stage(spark: SparkSession, cfg: Mapping[str, Any]) -> dict[str, Any]:
     return build_report(spark, cfg)
 
 
+def ab_report_stage(spark: SparkSession, cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """A/B variants compared on the events the API took back (``gold/insights_ab_test``)."""
+    from ecomrec_spark.insights.ab_test import ab_report
+
+    return ab_report(spark, cfg)
+
+
+def publish_stage(spark: SparkSession, cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """The latest gold tables -> a new version of the serving store, live if it passes the quality gate."""
+    from ecomrec_spark.serving.publish import publish
+
+    return publish(spark, cfg, force=False)
+
+
 def register_tables_stage(spark: SparkSession, cfg: Mapping[str, Any]) -> dict[str, Any]:
     """Every silver and gold table in the session catalog (on EMR with the Glue metastore: in Glue)."""
     from ecomrec_spark.catalog import register_local
@@ -118,8 +132,10 @@ PIPELINE: list[tuple[str, Stage]] = [
     ("build-recommendations", build_recommendations_stage),
     ("evaluate-recommendations", evaluate_recommendations_stage),
     ("insights", insights_stage),
+    ("ab-report", ab_report_stage),
     ("register-tables", register_tables_stage),
     ("report", report_stage),
+    ("publish", publish_stage),
 ]
 
 

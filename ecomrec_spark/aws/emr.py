@@ -74,8 +74,10 @@ PIPELINE_JOBS: tuple[tuple[str, str], ...] = (
     ("build-recommendations", "build_recommendations.py"),
     ("evaluate-recommendations", "evaluate_recommendations.py"),
     ("insights", "insights.py"),
+    ("ab-report", "ab_report.py"),
     ("register-tables", "register_tables.py"),
     ("report", "report.py"),
+    ("publish", "publish.py"),
 )
 JOB_SCRIPTS: dict[str, str] = dict(PIPELINE_JOBS)
 PIPELINE: tuple[str, ...] = tuple(name for name, _ in PIPELINE_JOBS)

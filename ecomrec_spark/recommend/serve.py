@@ -8,7 +8,6 @@ or, on lakes without order lines, from the derived inputs (:func:`product_attrib
 
 from __future__ import annotations
 
-import re
 from typing import Any, Mapping
 
 from pyspark.sql import DataFrame, SparkSession
@@ -16,11 +15,10 @@ from pyspark.sql import functions as F
 
 from ecomrec_spark import columns as C
 from ecomrec_spark import lake as lk
+from ecomrec_spark.identifiers import CUSTOMER_ID_PATTERN, SERVE_MODELS  # noqa: F401  (re-exported for the CLI)
 from ecomrec_spark.recommend.interactions import purchases
 from ecomrec_spark.recommend.popularity import OVERALL, SCOPE
 
-CUSTOMER_ID_PATTERN = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
-SERVE_MODELS = ("ltr", "ltr_new", "ease", "item_knn", "knn", "hybrid", "als", "content", "popular")
 FALLBACK_REASON = "popular overall (customer not seen before)"
 
 

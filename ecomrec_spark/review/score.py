@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import logging
-import re
 from typing import Any, Mapping
 
 from pyspark.ml import PipelineModel
@@ -23,12 +22,11 @@ from pyspark.sql import functions as F
 
 from ecomrec_spark import columns as C
 from ecomrec_spark import lake as lk
+from ecomrec_spark.identifiers import PRODUCT_ID_PATTERN  # noqa: F401  (re-exported for the CLI)
 from ecomrec_spark.review import dataset as D
 from ecomrec_spark.review import persist
 
 log = logging.getLogger(__name__)
-
-PRODUCT_ID_PATTERN = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
 
 
 class UnknownProductError(LookupError):
