@@ -1,6 +1,7 @@
 # Two commands set everything up from nothing: a .venv, the project, Delta's jars.
 #   make demo   generate a data set, run the whole pipeline, print where the tables and the report are
 #   make test   run the test suite
+#   make serve  the online API and page (ecomrec serve) on the demo's serving store, http://127.0.0.1:8000/
 SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
@@ -9,11 +10,12 @@ STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 JARS := .cache/jars/spark-local.conf
 S3A_JARS := .cache/jars/spark-local-s3a.conf
 
-.PHONY: demo test setup jars jars-s3a java clean-lake help
+.PHONY: demo test serve setup jars jars-s3a java clean-lake help
 
 help:
 	@echo "make demo   - generate data, run the whole pipeline, print the tables and the report path"
 	@echo "make test   - run the test suite"
+	@echo "make serve  - start the API and page on the demo's serving store (http://127.0.0.1:8000/)"
 
 java:
 	@command -v java >/dev/null 2>&1 || [ -x "$$JAVA_HOME/bin/java" ] || { \
@@ -27,7 +29,7 @@ $(PY):
 	$(PY) -m pip install --quiet --upgrade pip
 
 $(STAMP): $(PY) pyproject.toml
-	$(PY) -m pip install --quiet -e ".[test]"
+	$(PY) -m pip install --quiet -e ".[test,serve]"
 	@rm -f $(VENV)/.installed-* && touch $(STAMP)
 
 setup: java $(STAMP)
@@ -48,6 +50,10 @@ demo: jars
 
 test: jars jars-s3a
 	$(PY) -m pytest
+
+# the install only, not `setup`: the API needs no Java, it reads only the serving store (`make demo` publishes it)
+serve: $(STAMP)
+	$(VENV)/bin/ecomrec serve
 
 clean-lake:
 	rm -rf lake data/generated reports

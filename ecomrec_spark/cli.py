@@ -80,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--athena", action="store_true",
                            help="also create the tables in Glue through Athena (needs catalog.athena_output)")
         if name == "recommend":
-            from ecomrec_spark.recommend.serve import SERVE_MODELS
+            from ecomrec_spark.identifiers import SERVE_MODELS  # not recommend.serve: that imports pyspark
 
             p.add_argument("--customer-id", required=True, metavar="ID",
                            help="customer id: letters, digits, '_', '-', '.' or ':', at most 64 characters")
@@ -138,9 +138,6 @@ def _generate(spark, cfg: Mapping[str, Any], out: str | None, orders: int | None
 
 
 def run(args: argparse.Namespace, cfg: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    from ecomrec_spark import stages
-    from ecomrec_spark.session import build_session
-
     if cfg is None:
         cfg = load_config(args.conf, args.overrides)
     _validate_args(args, cfg)
@@ -151,9 +148,13 @@ def run(args: argparse.Namespace, cfg: Mapping[str, Any] | None = None) -> dict[
 
         return {"serve": serve(cfg, args.host, args.port)}
     if args.command == "publish" and (args.list or args.rollback):
-        from ecomrec_spark.serving.publish import list_versions, rollback
+        from ecomrec_spark.serving.versions import list_versions, rollback  # no pyspark import
 
         return {"publish": rollback(cfg) if args.rollback else list_versions(cfg)}
+    # only now: stages and session import pyspark, which `serve` and `publish --list/--rollback` must not load
+    from ecomrec_spark import stages
+    from ecomrec_spark.session import build_session
+
     if args.command == "generate" or getattr(args, "generate", False):
         local_path(args.out if getattr(args, "out", None) else cfg["paths"]["generated"])  # local only, checked before Spark
     elif args.command in ("ingest", "run-all") and is_local_path(cfg["paths"]["raw"]):
@@ -283,7 +284,8 @@ def publish_lines(p: Mapping[str, Any]) -> list[str]:
         for v in p["versions"]:
             m = v.get("metrics") or {}
             lines.append(f"  {'*' if v.get('live') else ' '} {v['version']}  {v['status']:<8}  default {v.get('default_model')}"
-                         f"  NDCG@10 {m.get('ndcg_at_10')}  review macro-F1 {m.get('review_macro_f1')}")
+                         f"  NDCG@10 {m.get('ndcg_at_10')}  review macro-F1 {m.get('review_macro_f1')}"
+                         + ("  (refused by the gate)" if str(v.get("gate", "")).startswith("refused") else ""))
         return lines
     if "rolled_back_from" in p:
         return [f"serving store {p['store']}: live version {p['live']} (was {p['rolled_back_from']})"]

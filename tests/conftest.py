@@ -11,6 +11,14 @@ import pytest
 from ecomrec_spark.config import load_config
 
 os.environ.setdefault("PYARROW_IGNORE_TIMEZONE", "1")
+# Fake AWS credentials for the whole session, set before any SparkSession starts: Spark's Python workers inherit
+# the JVM's environment, so executor-side boto3 (publish's DynamoDB writer against moto) sees only what is set
+# here, not what a test monkeypatches later.  Overwritten, never defaulted: no test can reach a real account.
+for _key, _value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                     "AWS_DEFAULT_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true"}.items():
+    os.environ[_key] = _value
+for _key in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
+    os.environ.pop(_key, None)
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
@@ -41,6 +49,28 @@ def spark(cfg):
     )
     yield session
     session.stop()
+
+
+@pytest.fixture(scope="session")
+def dynamodb_endpoint():
+    """moto's server on a free loopback port: a real DynamoDB API (``http://127.0.0.1:<port>``) for the session.
+
+    Tests share it, so each uses its own table prefix."""
+    import logging
+    import socket
+
+    from moto.server import ThreadedMotoServer
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # not a line per request
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
 
 
 @pytest.fixture
@@ -78,6 +108,7 @@ def recommend_run(spark, tmp_path_factory):
     root = tmp_path_factory.mktemp("rec_e2e")
     sets = [
         f"paths.raw={root / 'raw'}", f"paths.lake={root / 'lake'}", f"paths.reports={root / 'reports'}",
+        f"paths.serving={root / 'serving'}",
         f"generate.orders={RECOMMEND_RUN_ORDERS}", "generate.seed=5", "recommend.als.max_iter=5", "recommend.als.rank=8",
         "recommend.hybrid.grid.review=[0.0]", "recommend.hybrid.grid.price=[0.0]",
         "recommend.hybrid.grid.popularity=[0.0,1.0]", "recommend.evaluate.models=[hybrid,als,popular,random]",

@@ -31,10 +31,10 @@ WHEEL = f"ecomrec_spark-{emr.project_version()}-py3-none-any.whl"
 SETTINGS = {"bucket": BUCKET, "region": REGION}
 PATHS = {"raw": f"s3://{BUCKET}/raw", "lake": f"s3://{BUCKET}/lake", "reports": f"s3://{BUCKET}/reports"}
 EXPECTED_JOBS = ["ingest", "transform", "train-review", "score-reviews", "build-recommendations",
-                 "evaluate-recommendations", "insights", "register-tables", "report"]
+                 "evaluate-recommendations", "insights", "ab-report", "register-tables", "report", "publish"]
 EXPECTED_SCRIPTS = ["ingest.py", "transform.py", "train_review_model.py", "score_reviews.py",
-                    "build_recommendations.py", "evaluate_recommendations.py", "insights.py", "register_tables.py",
-                    "report.py"]
+                    "build_recommendations.py", "evaluate_recommendations.py", "insights.py", "ab_report.py",
+                    "register_tables.py", "report.py", "publish.py"]
 
 
 def _validate(service: str, operation: str, params: dict) -> None:
@@ -445,6 +445,28 @@ def test_rendered_job_role_policy_names_only_the_bucket_prefixes_and_database():
     assert passrole["Condition"] == {"StringLike": {"iam:PassedToService": "ec2.amazonaws.com*"}}
     assert docs["trust-emr.json"]["Statement"][0]["Condition"]["StringEquals"] == {"aws:SourceAccount": ACCOUNT}
     assert docs["trust-ec2.json"]["Statement"][0]["Principal"] == {"Service": "ec2.amazonaws.com"}
+
+
+def test_job_role_gets_dynamodb_rights_only_on_the_serving_tables_when_publish_writes_dynamodb(no_boto, conf_file,
+                                                                                                tmp_path):
+    serving = {"store": "dynamodb", "dynamodb": {"table_prefix": "shop-serving", "region": None}}
+    policy = emr.render_iam(SETTINGS, ACCOUNT, serving=serving)["job-role-policy.json"]
+    dynamo = [s for s in policy["Statement"] if any(a.startswith("dynamodb:") for a in
+                                                    ([s["Action"]] if isinstance(s["Action"], str) else s["Action"]))]
+    assert dynamo == [{"Sid": "ServingTablesForPublish", "Effect": "Allow",
+                       "Action": ["dynamodb:CreateTable", "dynamodb:DescribeTable", "dynamodb:DeleteTable",
+                                  "dynamodb:PutItem", "dynamodb:BatchWriteItem", "dynamodb:GetItem",
+                                  "dynamodb:DeleteItem", "dynamodb:Scan"],
+                       "Resource": f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/shop-serving-*"}]
+    for sqlite in (None, {"store": "sqlite"}):  # the EMR jobs never write SQLite: no DynamoDB rights at all
+        assert "dynamodb" not in json.dumps(emr.render_iam(SETTINGS, ACCOUNT, serving=sqlite))
+    with pytest.raises(ValueError, match="table_prefix"):
+        emr.serving_statement({"store": "dynamodb", "dynamodb": {"table_prefix": "a*"}}, REGION, ACCOUNT)
+    # the CLI reads the config's serving section and its --set overrides
+    out = tmp_path / "iam"
+    assert emr.main(["policy", "--conf", str(conf_file), "--account", ACCOUNT, "--out", str(out),
+                     "--set", "serving.store=dynamodb", "--set", "serving.dynamodb.table_prefix=shop-serving"]) == 0
+    assert f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/shop-serving-*" in (out / "job-role-policy.json").read_text()
 
 
 def test_render_policy_rejects_bad_inputs():

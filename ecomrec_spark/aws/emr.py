@@ -15,7 +15,8 @@ exact boto3 requests, ships the project to S3 and drives the cluster:
 * **operations** -- :func:`up`, :func:`submit`, :func:`status`, :func:`logs`, :func:`down` and
   :func:`wait`; ``ecomrec emr up|submit|status|logs|down|wait|policy`` is :func:`main`.
 * **IAM** -- :func:`render_policy` fills the templates in ``emr/iam/`` for one bucket, its
-  project prefixes and one Glue database.
+  project prefixes and one Glue database; with ``serving.store: dynamodb`` the job role also
+  gets the publish job's rights on the serving tables only (:func:`serving_statement`).
 
 Every value is validated before the first AWS call; a bad one raises ``ValueError`` naming the
 config key and the fix.  Credentials never come from config: boto3's default chain is used
@@ -1535,13 +1536,59 @@ def render_policy(template: str | Path | Mapping[str, Any], bucket: str, prefixe
 
 IAM_FILES = ("job-role-policy.json", "service-role-policy.json", "trust-ec2.json", "trust-emr.json")
 
+#: What ``ecomrec publish`` does to its DynamoDB tables (serving/store.py ``DynamoStore``): create a version's
+#: table and wait for it, write and read items, move the live pointer, list versions (Scan), drop old versions.
+SERVING_PUBLISH_ACTIONS = ("dynamodb:CreateTable", "dynamodb:DescribeTable", "dynamodb:DeleteTable", "dynamodb:PutItem",
+                           "dynamodb:BatchWriteItem", "dynamodb:GetItem", "dynamodb:DeleteItem", "dynamodb:Scan")
+_SERVING_TABLE_PREFIX = re.compile(r"[A-Za-z0-9_.-]{3,200}")
 
-def render_iam(settings: Mapping[str, Any], account: str, iam_dir: Path = IAM_DIR) -> dict[str, dict[str, Any]]:
-    """Render the four IAM documents of ``emr/iam/`` for the configured bucket, prefixes and database."""
+
+def serving_statement(serving: Mapping[str, Any] | None, region: str, account: str) -> dict[str, Any] | None:
+    """The job role's DynamoDB statement for the publish job, only when ``serving.store`` is ``dynamodb``.
+
+    Least privilege: :data:`SERVING_PUBLISH_ACTIONS` on ``table/<serving.dynamodb.table_prefix>-*`` in the
+    tables' region (``serving.dynamodb.region``, else the cluster's) and nothing else.  ``None`` for the
+    SQLite store, which the EMR jobs never use.
+    """
+    s = dict(serving or {})
+    if s.get("store") != "dynamodb":
+        return None
+    d = dict(s.get("dynamodb") or {})
+    prefix = d.get("table_prefix") or "ecomrec-serving"
+    if not isinstance(prefix, str) or not _SERVING_TABLE_PREFIX.fullmatch(prefix):
+        raise ValueError(f"serving.dynamodb.table_prefix {prefix!r} must be 3-200 letters, digits, '_', '-' or '.'")
+    table_region = check_region("serving.dynamodb.region", d.get("region") or region)
+    return {"Sid": "ServingTablesForPublish", "Effect": "Allow", "Action": list(SERVING_PUBLISH_ACTIONS),
+            "Resource": f"arn:aws:dynamodb:{table_region}:{account}:table/{prefix}-*"}
+
+
+def render_iam(settings: Mapping[str, Any], account: str, iam_dir: Path = IAM_DIR,
+               serving: Mapping[str, Any] | None = None) -> dict[str, dict[str, Any]]:
+    """Render the four IAM documents of ``emr/iam/`` for the configured bucket, prefixes and database.
+
+    ``serving`` is the config's ``serving`` section: with ``store: dynamodb`` the job role also gets
+    :func:`serving_statement`."""
     s = resolve_settings(settings)
-    return {name: render_policy(iam_dir / name, s["bucket"], policy_prefixes(s), s["glue_database"], s["region"],
+    docs = {name: render_policy(iam_dir / name, s["bucket"], policy_prefixes(s), s["glue_database"], s["region"],
                                 account, job_role=s["job_flow_role"])
             for name in IAM_FILES}
+    statement = serving_statement(serving, s["region"], account)
+    if statement is not None:
+        docs["job-role-policy.json"]["Statement"].append(statement)
+    return docs
+
+
+def _serving_section(data: Mapping[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+    """The config file's ``serving:`` section with ``--set serving.*`` applied."""
+    section = copy.deepcopy(dict(data.get("serving") or {}))
+    for key, value in parse_overrides(overrides):
+        if key.startswith("serving."):
+            node = section
+            parts = key.split(".")[1:]
+            for part in parts[:-1]:
+                node = node.setdefault(part, {})
+            node[parts[-1]] = value
+    return section
 
 
 # --------------------------------------------------------------------------------------------
@@ -1646,7 +1693,7 @@ def _dispatch(args: argparse.Namespace) -> dict[str, Any]:
         s = resolve_settings(section)
     serverless = s["mode"] == "serverless"
     if args.command == "policy":
-        rendered = render_iam(s, args.account)
+        rendered = render_iam(s, args.account, serving=_serving_section(data, args.overrides))
         if args.out:
             out = Path(args.out)
             out.mkdir(parents=True, exist_ok=True)

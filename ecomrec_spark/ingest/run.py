@@ -1,13 +1,15 @@
-"""Raw CSV files -> bronze and quarantine Delta tables, with a reconciliation per file.
+"""Raw CSV and JSON Lines files -> bronze and quarantine Delta tables, with a reconciliation per file.
 
 For each table spec:
 
 1. list the files matching its pattern and skip those already ingested with the
    same size and modification time (re-runs change nothing; new files are added);
-2. check each new file's header: a missing required column fails with a clear
+2. check each new CSV file's header: a missing required column fails with a clear
    error; a missing optional column is filled with null and an extra column is
    ignored (the schema-evolution rule), both recorded in the reconciliation;
-3. parse with an explicit all-string schema and classify every record;
+3. parse with an explicit all-string schema and classify every record (JSON
+   Lines: each non-blank line is one record, parsed with ``from_json``; a line
+   that is not a JSON object is a malformed record, a missing key a null);
 4. write bronze, then quarantine, then the reconciliation, each one Delta commit
    replacing exactly the slice of the files being ingested.  The reconciliation
    is written last, so a killed run leaves those files "not ingested" and the
@@ -28,7 +30,7 @@ from pyspark.sql.types import StringType, StructField, StructType
 
 from ecomrec_spark import lake
 from ecomrec_spark.ingest.files import RawFile, folder_exists, list_files, read_header
-from ecomrec_spark.ingest.parse import CORRUPT, INGEST_RUN, RAW_TEXT, REASON, SOURCE_FILE, classify
+from ecomrec_spark.ingest.parse import CORRUPT, INGEST_RUN, RAW_LINE, RAW_TEXT, REASON, SOURCE_FILE, classify
 from ecomrec_spark.sources import specs_for
 from ecomrec_spark.sources.spec import TableSpec
 
@@ -91,11 +93,37 @@ def _read_raw(spark: SparkSession, spec: TableSpec, checks: list[HeaderCheck]) -
     return out
 
 
+def _lines(spark: SparkSession, paths: list[str]) -> DataFrame:
+    """The non-blank lines of JSON Lines files (gzip handled) with their file: one record each."""
+    text = spark.read.text(paths).select(F.col("value").alias(RAW_LINE),
+                                         F.col("_metadata.file_path").alias(SOURCE_FILE))
+    return text.where(F.trim(F.col(RAW_LINE)) != "")
+
+
+def _read_jsonl(spark: SparkSession, spec: TableSpec, paths: list[str]) -> DataFrame:
+    """All-string frame of JSON Lines files: one column per spec key, ``_corrupt_record`` and ``_raw_line``.
+
+    A value of another JSON type (a number, an object) arrives as its JSON text;
+    a key that is absent is null; a line that is not a JSON object fills
+    ``_corrupt_record``.
+    """
+    schema = StructType([StructField(c.name, StringType()) for c in spec.columns]
+                        + [StructField(CORRUPT, StringType())])
+    parsed = F.from_json(F.col(RAW_LINE), schema, {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": CORRUPT})
+    return (_lines(spark, paths).withColumn("_json", parsed)
+            .select(*[F.col("_json").getField(c.name).alias(c.name) for c in spec.columns],
+                    F.col("_json").getField(CORRUPT).alias(CORRUPT), SOURCE_FILE, RAW_LINE))
+
+
 def _count_records(spark: SparkSession, spec: TableSpec, paths: list[str]) -> DataFrame:
-    """Records per file as the CSV parser sees them, from an independent read."""
-    df = (spark.read.option("header", True).option("multiLine", spec.multiline)
-          .option("quote", '"').option("escape", '"').option("mode", "PERMISSIVE").csv(paths))
-    return df.groupBy(F.col("_metadata.file_path").alias(SOURCE_FILE)).agg(F.count(F.lit(1)).alias("raw_records"))
+    """Records per file as the file's parser sees them (CSV) or its non-blank lines (JSON Lines), read anew."""
+    if spec.file_format == "jsonl":
+        df = _lines(spark, paths)
+    else:
+        df = (spark.read.option("header", True).option("multiLine", spec.multiline)
+              .option("quote", '"').option("escape", '"').option("mode", "PERMISSIVE").csv(paths)
+              .select(F.col("_metadata.file_path").alias(SOURCE_FILE)))
+    return df.groupBy(SOURCE_FILE).agg(F.count(F.lit(1)).alias("raw_records"))
 
 
 def source_folder(cfg: Mapping[str, Any], raw_root: str, source: str) -> str:
@@ -112,6 +140,9 @@ def ingest_table(spark: SparkSession, spec: TableSpec, raw_root: str, lake_root:
     """Ingest the new files of one table; returns one reconciliation dict per file."""
     folder = folder or f"{raw_root.rstrip('/')}/{spec.source}"
     files = list_files(spark, folder, spec.pattern)
+    if not files and spec.may_be_empty:
+        log.info("%s: no file matching %s in %s, nothing to ingest", spec.table, spec.pattern, folder)
+        return []
     if not files:
         raise IngestError(f"no file matching {spec.pattern} in {folder} for table {spec.table}")
     done = _ingested(spark, lake_root, spec.table)
@@ -119,13 +150,18 @@ def ingest_table(spark: SparkSession, spec: TableSpec, raw_root: str, lake_root:
     if not todo:
         log.info("%s: %d file(s) already ingested, nothing new", spec.table, len(files))
         return []
-    checks = [check_header(spec, f, read_header(spark, f.path)) for f in todo]
-    for chk in checks:
-        if chk.extra or chk.missing_optional:
-            log.warning("%s: extra column(s) %s ignored, missing optional column(s) %s filled with null",
-                        chk.file.path, chk.extra, chk.missing_optional)
     paths = [f.path for f in todo]
-    classified = classify(_read_raw(spark, spec, checks), spec).withColumn(INGEST_RUN, F.lit(run_id))
+    if spec.file_format == "jsonl":  # no header: every line names its own keys
+        checks = [HeaderCheck(f, [], [], []) for f in todo]
+        raw = _read_jsonl(spark, spec, paths)
+    else:
+        checks = [check_header(spec, f, read_header(spark, f.path)) for f in todo]
+        for chk in checks:
+            if chk.extra or chk.missing_optional:
+                log.warning("%s: extra column(s) %s ignored, missing optional column(s) %s filled with null",
+                            chk.file.path, chk.extra, chk.missing_optional)
+        raw = _read_raw(spark, spec, checks)
+    classified = classify(raw, spec).withColumn(INGEST_RUN, F.lit(run_id))
 
     bronze = classified.where(F.col(REASON).isNull()).drop(REASON, RAW_TEXT)
     quarantine = classified.where(F.col(REASON).isNotNull()).select(
@@ -181,13 +217,18 @@ def ingest(spark: SparkSession, cfg: Mapping[str, Any], run_id: str | None = Non
     raw_root, lake_root = cfg["paths"]["raw"], cfg["paths"]["lake"]
     run_id = run_id or new_run_id()
     sources = cfg.get("ingest", {}).get("sources", ["olist"])
+    present = []
     for source in sources:
         folder = source_folder(cfg, raw_root, source)
-        if not folder_exists(spark, folder):
+        if folder_exists(spark, folder):
+            present.append(source)
+        elif all(spec.may_be_empty for spec in specs_for(source, cfg)):  # e.g. no API events taken yet
+            log.info("source '%s': no %s/ yet, nothing to ingest", source, folder)
+        else:
             raise IngestError(f"source '{source}' is enabled (ingest.sources) but {folder}/ does not exist; "
                               f"put its files there or remove it with --set ingest.sources=[...]")
     rows: list[dict[str, Any]] = []
-    for source in sources:
+    for source in present:
         for spec in specs_for(source, cfg):
             rows.extend(ingest_table(spark, spec, raw_root, lake_root, run_id, source_folder(cfg, raw_root, source)))
     unbalanced = [r["file"] for r in rows if not r["balanced"]]

@@ -43,7 +43,7 @@ from ecomrec_spark import columns as C
 
 TS = "ts"
 WEIGHT = "weight"
-EVENT_WEIGHTS = {"view": 0.5, "cart": 1.5, "purchase": 3.0}
+EVENT_WEIGHTS = {"view": 0.5, "click": 0.5, "cart": 1.5, "purchase": 3.0}  # click: an API click on a served list
 INTERACTION_COLUMNS = [C.CUSTOMER_ID, C.PRODUCT_ID, WEIGHT, "n_purchases", "n_events", "last_ts"]
 
 

@@ -406,11 +406,45 @@ def recommendations(t: Tables) -> Section:
     return s
 
 
+def _interval(lo: float | None, hi: float | None) -> str:
+    """``[lo, hi]`` to three places, ``-`` when there is none (no impressions, or the control's own row)."""
+    return "-" if lo is None or hi is None else f"[{lo:.3f}, {hi:.3f}]"
+
+
+def ab_test(t: Tables) -> Section:
+    s = Section("ab-test", "A/B variants", "From the events the API took back (POST /v1/events), per served "
+                "variant: click-through = clicks / impressions and conversion = purchases / impressions, with 95% "
+                "Wilson intervals, and each variant minus the control with a 95% interval (normal approximation). "
+                "An interval of the difference that excludes 0 is a difference at the 5% level.")
+    ab = t.insight("ab_test")
+    if ab is None:
+        s.blocks.append(note("no gold/insights_ab_test: no API events yet (POST /v1/events, then `ecomrec ingest` "
+                             "and `ecomrec transform`), or run `ecomrec ab-report`"))
+        return s
+    rs = rows(ab.orderBy(F.col("is_control").desc(), "variant"))
+    names = _col(rs, "variant")
+    s.chart(svg.bar_chart("Click-through and conversion by variant", names,
+                          {"click-through": _col(rs, "ctr"), "conversion": _col(rs, "conversion")}),
+            "no variant has impressions")
+    control = rs[0]["control"] if rs else None
+    s.blocks.append(table(
+        ["variant", "customers", "impressions", "clicks", "purchases", "click-through", "95% interval",
+         "conversion", "95% interval", f"click-through - {control}", "95% interval", f"conversion - {control}",
+         "95% interval"],
+        [(r["variant"] + (" (control)" if r["is_control"] else ""), r["customers"], r["impressions"], r["clicks"],
+          r["purchases"], r["ctr"], _interval(r["ctr_lo"], r["ctr_hi"]), r["conversion"],
+          _interval(r["conversion_lo"], r["conversion_hi"]), r["ctr_diff"],
+          _interval(r["ctr_diff_lo"], r["ctr_diff_hi"]), r["conversion_diff"],
+          _interval(r["conversion_diff_lo"], r["conversion_diff_hi"])) for r in rs],
+        "Variants (gold/insights_ab_test)", 3))
+    return s
+
+
 SECTIONS: tuple[Callable[[Tables], Section], ...] = (
     overview, data_quality, sales, seasonality, behaviour, review_impact, review_prediction, review_models, sentiment,
-    recommendations)
+    recommendations, ab_test)
 SECTION_IDS = ("overview", "data-quality", "sales", "seasonality", "behaviour", "review-impact", "review-prediction",
-               "review-models", "sentiment", "recommendations")
+               "review-models", "sentiment", "recommendations", "ab-test")
 
 
 def report_path(cfg: Mapping[str, Any]) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from ecomrec_spark.sources import amazon, events, olist, transactions
+from ecomrec_spark.sources import amazon, events, events_api, olist, transactions
 from ecomrec_spark.sources.spec import TableSpec
 
 
@@ -16,6 +16,8 @@ def specs_for(source: str, cfg: Mapping[str, Any]) -> tuple[TableSpec, ...]:
         return events.TABLES
     if source == "amazon":
         return amazon.TABLES
+    if source == events_api.SOURCE:
+        return events_api.TABLES
     if source == "transactions":
         return (transactions.table_spec(cfg.get("sources", {}).get("transactions", {})),)
-    raise ValueError(f"unknown source '{source}'; choose from olist, events, amazon, transactions")
+    raise ValueError(f"unknown source '{source}'; choose from olist, events, amazon, transactions, events_api")

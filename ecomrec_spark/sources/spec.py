@@ -1,8 +1,8 @@
-"""Declarative description of a raw CSV table: file pattern, columns, types, rules.
+"""Declarative description of a raw table: file pattern and format, columns, types, rules.
 
-Each input adapter (Olist, REES46 events, Amazon reviews, generic transactions)
-is a list of :class:`TableSpec`; ingest turns every spec into one bronze table
-and one quarantine table, so adapters hold no I/O code.
+Each input adapter (Olist, REES46 events, Amazon reviews, generic transactions,
+the API's feedback events) is a list of :class:`TableSpec`; ingest turns every
+spec into one bronze table and one quarantine table, so adapters hold no I/O code.
 """
 
 from __future__ import annotations
@@ -10,16 +10,18 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 TIMESTAMP = "yyyy-MM-dd HH:mm:ss"
+FILE_FORMATS = ("csv", "jsonl")
 
 
 @dataclass(frozen=True)
 class Col:
     """One raw column.
 
-    ``name`` is the header name in the file; ``kind`` is one of string, int,
-    long, double, timestamp or unix_seconds; ``required`` rows without a value
-    are quarantined; ``optional`` columns may be absent from a file (they are
-    then filled with null: the documented schema-evolution rule).
+    ``name`` is the header name in the file (the key, for JSON Lines); ``kind`` is
+    one of string, int, long, double, timestamp (``fmt``), iso8601 or
+    unix_seconds; ``required`` rows without a value are quarantined;
+    ``optional`` columns may be absent from a file (they are then filled with
+    null: the documented schema-evolution rule).
     """
 
     name: str
@@ -36,7 +38,13 @@ class Col:
 
 @dataclass(frozen=True)
 class TableSpec:
-    """A raw table: where its files are and how each record is checked."""
+    """A raw table: where its files are and how each record is checked.
+
+    ``file_format`` is ``csv`` (a header line, then records) or ``jsonl`` (one
+    JSON object per line, keyed by the column names).  ``may_be_empty`` marks a
+    source that exists only once something wrote to it (the API's events): a
+    missing folder or no file then means nothing to ingest, not an error.
+    """
 
     source: str  # sub-folder of paths.raw
     table: str  # bronze / quarantine table name
@@ -45,6 +53,13 @@ class TableSpec:
     multiline: bool = False  # quoted fields span lines (Olist reviews): the file is not split
     # (SQL condition on bronze columns that must hold, reason when it does not)
     rules: tuple[tuple[str, str], ...] = field(default_factory=tuple)
+    file_format: str = "csv"
+    may_be_empty: bool = False
+
+    def __post_init__(self) -> None:
+        if self.file_format not in FILE_FORMATS:
+            raise ValueError(f"table {self.table}: file_format must be one of {FILE_FORMATS}, "
+                             f"got {self.file_format!r}")
 
     @property
     def names(self) -> list[str]:

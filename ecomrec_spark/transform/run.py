@@ -69,10 +69,20 @@ def build_silver(spark: SparkSession, cfg: Mapping[str, Any]) -> dict[str, DataF
         products.append(canonical.amazon_products(az))
         customers.append(az.select(F.col("UserId").alias(C.CUSTOMER_ID)).distinct().withColumn(C.SOURCE, F.lit("amazon")))
         rejects.append(dup_a)
+    rees46 = None
     if "events" in sources:
-        ev, dup_e = dedupe(bronze("events"), ["event_time", "event_type", "product_id", "user_id", "user_session"], "events")
-        evts.append(events.event_features(ev, cfg["transform"]["session_gap_minutes"]))
+        keys = ["event_time", "event_type", "product_id", "user_id", "user_session"]
+        rees46, dup_e = dedupe(bronze("events"), keys, "events")
+        evts.append(events.event_features(rees46, cfg["transform"]["session_gap_minutes"])
+                    .withColumn(C.SOURCE, F.lit("events")))
         rejects.append(dup_e)
+    api = lake.read_optional(spark, root, "bronze", "events_api") if "events_api" in sources else None
+    if api is not None:  # no table until the API has taken a batch and ingest has run
+        api, dup_api = dedupe(api, events.API_DEDUPE_KEYS, "events_api")  # a client's retried POST repeats its events
+        cats = _union(products)
+        evts.append(events.api_events(api, cfg["transform"]["session_gap_minutes"], rees46,
+                                      None if cats is None else cats.select(C.PRODUCT_ID, C.CATEGORY)))
+        rejects.append(dup_api)
 
     out = {"order_lines_raw": _union(lines), "products": _union(products), "customers": _union(customers),
            "reviews": _union(reviews), "rejects": _union(rejects), "returns": _union(returns),

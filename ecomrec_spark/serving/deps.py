@@ -1,0 +1,93 @@
+"""What the routes are handed through ``Depends``: the live-version pointer, the A/B assignment, the sink, metrics.
+
+Why dependencies and not module globals: each :func:`~ecomrec_spark.serving.api.create_app` holds
+its own store, settings and registry on ``app.state``, so several apps (the tests build many) live
+side by side, and a test can swap any of them with ``app.dependency_overrides``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Mapping
+
+from fastapi import Depends, Request
+from fastapi.templating import Jinja2Templates
+
+from ecomrec_spark.serving.events import Sink
+from ecomrec_spark.serving.live import LivePointer
+from ecomrec_spark.serving.lookup import Assignment
+from ecomrec_spark.serving.metrics import ApiMetrics
+from ecomrec_spark.serving.store import Store
+from ecomrec_spark.serving.variants import parse_variants
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+
+
+@dataclass(frozen=True)
+class ApiSettings:
+    """The API's own settings, taken from ``serving`` and ``paths.raw`` of the run config."""
+
+    refresh_seconds: float
+    k: int
+    max_events: int
+    assignment: Assignment
+    raw: str
+
+    @classmethod
+    def from_config(cls, cfg: Mapping[str, Any]) -> ApiSettings:
+        s = cfg["serving"]
+        return cls(refresh_seconds=float(s["refresh_seconds"]), k=int(s["k"]), max_events=int(s["max_events"]),
+                   assignment=Assignment(parse_variants(s.get("variants")), str(s.get("salt") or "")),
+                   raw=cfg["paths"]["raw"])
+
+
+@dataclass
+class AppState:
+    """Everything one app holds (``app.state.api``)."""
+
+    settings: ApiSettings
+    store: Store
+    pointer: LivePointer
+    sink: Sink
+    metrics: ApiMetrics
+    templates: Jinja2Templates
+
+
+async def get_state(request: Request) -> AppState:
+    return request.app.state.api
+
+
+async def get_store(state: Annotated[AppState, Depends(get_state)]) -> Store:
+    return state.store
+
+
+async def get_pointer(state: Annotated[AppState, Depends(get_state)]) -> LivePointer:
+    """The live-version pointer; an endpoint calls ``.current()`` after its own parameters are checked,
+    so a malformed id is a 422 even when the store is down (``StoreUnavailable`` then gives 503)."""
+    return state.pointer
+
+
+async def get_assignment(state: Annotated[AppState, Depends(get_state)]) -> Assignment:
+    return state.settings.assignment
+
+
+async def get_sink(state: Annotated[AppState, Depends(get_state)]) -> Sink:
+    return state.sink
+
+
+async def get_templates(state: Annotated[AppState, Depends(get_state)]) -> Jinja2Templates:
+    return state.templates
+
+
+async def get_metrics(state: Annotated[AppState, Depends(get_state)]) -> ApiMetrics:
+    return state.metrics
+
+
+StateDep = Annotated[AppState, Depends(get_state)]
+StoreDep = Annotated[Store, Depends(get_store)]
+PointerDep = Annotated[LivePointer, Depends(get_pointer)]
+AssignmentDep = Annotated[Assignment, Depends(get_assignment)]
+SinkDep = Annotated[Sink, Depends(get_sink)]
+MetricsDep = Annotated[ApiMetrics, Depends(get_metrics)]
+TemplatesDep = Annotated[Jinja2Templates, Depends(get_templates)]

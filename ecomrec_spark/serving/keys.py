@@ -1,0 +1,41 @@
+"""The store's keys, shared by publish (which builds them in Spark) and the API (which looks them up).
+
+Every document of a version sits under one of these string keys:
+
+=====================================  ==================================================================
+``customer#<customer_id>``             ``{"lists": {model: [item, ...]}}``, every served model's top k
+``product#<product_id>``               ``{"product": item, "similar": [item, ...], "together": [item, ...]}``
+``popular#overall``                    ``{"items": [item, ...]}``
+``popular#category#<category>``        same, per category
+``popular#region#<region>``            same, per region
+``trending``                           same, rising products
+=====================================  ==================================================================
+
+An item is ``{"product_id", "rank", "score", "reason", "category", "price", "review_score",
+"p_satisfied"}`` (the product document's ``product`` item also carries ``name`` and ``description``,
+null where the source has none, and null ``rank``/``score``/``reason``; the bought-together items
+carry ``lift`` and ``confidence``).  Every field is present; a missing value is ``null``.
+"""
+
+from __future__ import annotations
+
+SEP = "#"
+CUSTOMER, PRODUCT, POPULAR, TRENDING = "customer", "product", "popular", "trending"
+OVERALL = "overall"
+
+
+def customer(customer_id: str) -> str:
+    return f"{CUSTOMER}{SEP}{customer_id}"
+
+
+def product(product_id: str) -> str:
+    return f"{PRODUCT}{SEP}{product_id}"
+
+
+def popular(scope: str = OVERALL, value: str | None = None) -> str:
+    """``popular#overall``, ``popular#category#<value>`` or ``popular#region#<value>``."""
+    return f"{POPULAR}{SEP}{scope}" if value is None else f"{POPULAR}{SEP}{scope}{SEP}{value}"
+
+
+def trending() -> str:
+    return TRENDING
