@@ -262,12 +262,12 @@ def summarize(result: Mapping[str, Any], cfg_lake: str) -> str:
         lines.append(f"  review sentiment: {json.dumps(result['insights']['sentiment'], default=str)[:400]}")
     if "ab-report" in result:
         lines += ab_lines(result["ab-report"])
-    if "publish" in result:
-        lines += publish_lines(result["publish"])
     if "report" in result:
         r = result["report"]
         lines.append(f"report: {r['path']} ({len(r['sections'])} sections, {r['charts']} charts"
                      + (f", {r['notes']} notes on missing tables" if r["notes"] else "") + ")")
+    if "publish" in result:  # last: what to do next is start the API on it
+        lines += publish_lines(result["publish"])
     if "athena-ddl" in result:
         lines.append(f"athena-ddl: {result['athena-ddl']['path']}")
     if "predict-review" in result:
@@ -298,6 +298,10 @@ def publish_lines(p: Mapping[str, Any]) -> list[str]:
         lines.append(f"  gate: {p['gate']}")
     if p.get("dropped"):
         lines.append(f"  dropped old versions: {', '.join(p['dropped'])}")
+    if p.get("example_customer"):
+        lines += ["serve it: make serve   (or .venv/bin/ecomrec serve [--conf FILE] [--host H] [--port P])",
+                  f"  curl http://127.0.0.1:8000/v1/customers/{p['example_customer']}/recommendations",
+                  "  page http://127.0.0.1:8000/   API docs http://127.0.0.1:8000/docs"]
     return lines
 
 

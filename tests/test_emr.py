@@ -460,6 +460,17 @@ def test_job_role_gets_dynamodb_rights_only_on_the_serving_tables_when_publish_w
                        "Resource": f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/shop-serving-*"}]
     for sqlite in (None, {"store": "sqlite"}):  # the EMR jobs never write SQLite: no DynamoDB rights at all
         assert "dynamodb" not in json.dumps(emr.render_iam(SETTINGS, ACCOUNT, serving=sqlite))
+        assert "api-role-policy.json" not in emr.render_iam(SETTINGS, ACCOUNT, serving=sqlite)
+    # the API role: read-only on the serving tables, S3 writes only under raw/events_api/
+    api = emr.render_iam(SETTINGS, ACCOUNT, serving=serving)["api-role-policy.json"]
+    prefix = emr.resolve_settings(SETTINGS)["prefix"]
+    assert api["Statement"] == [
+        {"Sid": "ReadTheServingTables", "Effect": "Allow", "Action": ["dynamodb:GetItem", "dynamodb:DescribeTable"],
+         "Resource": f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/shop-serving-*"},
+        {"Sid": "ListTheServingVersions", "Effect": "Allow", "Action": "dynamodb:Scan",
+         "Resource": f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/shop-serving-versions"},
+        {"Sid": "AppendFeedbackEventsOnly", "Effect": "Allow", "Action": "s3:PutObject",
+         "Resource": f"arn:aws:s3:::{SETTINGS['bucket']}/{prefix}raw/events_api/*"}]
     with pytest.raises(ValueError, match="table_prefix"):
         emr.serving_statement({"store": "dynamodb", "dynamodb": {"table_prefix": "a*"}}, REGION, ACCOUNT)
     # the CLI reads the config's serving section and its --set overrides

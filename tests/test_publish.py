@@ -232,7 +232,10 @@ def test_publish_to_sqlite_writes_every_document_and_the_version_info(sqlite_pub
     assert _info(store, version) == _expected_info()
     assert publish_lines(out) == [f"publish: version {version} -> {store.description}, live; "
                                   "customer 3, product 5, popular 4, trending 1",
-                                  "  gate: first version: nothing live to compare with"]
+                                  "  gate: first version: nothing live to compare with",
+                                  "serve it: make serve   (or .venv/bin/ecomrec serve [--conf FILE] [--host H] [--port P])",
+                                  "  curl http://127.0.0.1:8000/v1/customers/C1/recommendations",  # the smallest id
+                                  "  page http://127.0.0.1:8000/   API docs http://127.0.0.1:8000/docs"]
 
 
 def test_a_lake_without_recommendations_names_the_job_to_run(spark, tmp_path, capsys):

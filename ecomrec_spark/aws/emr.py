@@ -1562,12 +1562,41 @@ def serving_statement(serving: Mapping[str, Any] | None, region: str, account: s
             "Resource": f"arn:aws:dynamodb:{table_region}:{account}:table/{prefix}-*"}
 
 
+#: What ``ecomrec serve`` does with DynamoDB (serving/store.py ``DynamoStore``): ``/healthz`` describes the
+#: versions table, every lookup and the live pointer are GetItem; only the versions table is scanned (when
+#: the live pointer moves).  Nothing is written: the API role can read the serving tables and no more.
+SERVING_API_READ_ACTIONS = ("dynamodb:GetItem", "dynamodb:DescribeTable")
+
+
+def api_role_policy(serving: Mapping[str, Any] | None, settings: Mapping[str, Any],
+                    account: str) -> dict[str, Any] | None:
+    """The API role's policy (``ecomrec serve`` on AWS), only when ``serving.store`` is ``dynamodb``.
+
+    Read-only on the serving tables (:data:`SERVING_API_READ_ACTIONS` on ``<prefix>-*``, ``Scan`` on
+    ``<prefix>-versions`` alone) and ``s3:PutObject`` only under ``<prefix>raw/events_api/``, where
+    ``POST /v1/events`` appends its batches.  ``settings`` are :func:`resolve_settings`' output.
+    """
+    statement = serving_statement(serving, settings["region"], account)
+    if statement is None:
+        return None
+    tables = statement["Resource"]  # arn:...:table/<prefix>-*
+    return {"Version": "2012-10-17", "Statement": [
+        {"Sid": "ReadTheServingTables", "Effect": "Allow", "Action": list(SERVING_API_READ_ACTIONS),
+         "Resource": tables},
+        {"Sid": "ListTheServingVersions", "Effect": "Allow", "Action": "dynamodb:Scan",
+         "Resource": tables.removesuffix("-*") + "-versions"},
+        {"Sid": "AppendFeedbackEventsOnly", "Effect": "Allow", "Action": "s3:PutObject",
+         "Resource": f"arn:aws:s3:::{settings['bucket']}/{settings['prefix']}raw/events_api/*"},
+    ]}
+
+
 def render_iam(settings: Mapping[str, Any], account: str, iam_dir: Path = IAM_DIR,
                serving: Mapping[str, Any] | None = None) -> dict[str, dict[str, Any]]:
     """Render the four IAM documents of ``emr/iam/`` for the configured bucket, prefixes and database.
 
     ``serving`` is the config's ``serving`` section: with ``store: dynamodb`` the job role also gets
-    :func:`serving_statement`."""
+    :func:`serving_statement`, and a fifth document, ``api-role-policy.json``, is the API's
+    (:func:`api_role_policy`)."""
     s = resolve_settings(settings)
     docs = {name: render_policy(iam_dir / name, s["bucket"], policy_prefixes(s), s["glue_database"], s["region"],
                                 account, job_role=s["job_flow_role"])
@@ -1575,6 +1604,7 @@ def render_iam(settings: Mapping[str, Any], account: str, iam_dir: Path = IAM_DI
     statement = serving_statement(serving, s["region"], account)
     if statement is not None:
         docs["job-role-policy.json"]["Statement"].append(statement)
+        docs["api-role-policy.json"] = api_role_policy(serving, s, account)
     return docs
 
 

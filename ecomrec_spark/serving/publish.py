@@ -394,7 +394,8 @@ def write_documents(spark: SparkSession, store: Store, version: str, docs: DataF
 def publish(spark: SparkSession, cfg: Mapping[str, Any], force: bool = False) -> dict[str, Any]:
     """Write the latest gold tables as a new version; make it live if the gate passes (or ``force``).
 
-    Returns ``{"version", "store", "live", "rows", "gate", "dropped"}``.  Raises
+    Returns ``{"version", "store", "live", "rows", "gate", "dropped", "default_model", "metrics",
+    "example_customer"}``.  Raises
     :class:`NothingToPublish` without ``gold/recommendations``, :class:`GateRefused` (the
     version stays complete but not live) when a metric dropped too far, :class:`PublishError`
     when the store is unreachable or a write came up short.
@@ -407,6 +408,8 @@ def publish(spark: SparkSession, cfg: Mapping[str, Any], force: bool = False) ->
     docs = documents(gold, k).persist(StorageLevel.MEMORY_AND_DISK)
     try:
         rows = {r[KIND]: int(r["count"]) for r in docs.groupBy(KIND).count().collect()}  # four rows
+        # one customer to try the API with (printed by run-all / make demo): the smallest key, one scalar
+        first_key = docs.where(F.col(KIND) == keys.CUSTOMER).agg(F.min(KEY)).first()[0]
         with store_errors():
             version = next_version(store)
             store.begin(version, info)
@@ -437,4 +440,5 @@ def publish(spark: SparkSession, cfg: Mapping[str, Any], force: bool = False) ->
         log.info("serving version %s is live (%s)", version, text)
         dropped = prune(store, int(s["keep_versions"]), version)
     return {"version": version, "store": store.description, "live": version, "rows": info["rows"], "gate": text,
-            "dropped": dropped, "default_model": info["default_model"], "metrics": info["metrics"]}
+            "dropped": dropped, "default_model": info["default_model"], "metrics": info["metrics"],
+            "example_customer": first_key[len(keys.customer("")):] if first_key else None}
