@@ -12,22 +12,20 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import socket
-import struct
 import subprocess
 import sys
 import textwrap
 import time
 import urllib.error
 import urllib.request
-import zlib
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from headless import FLAGS, chromium, colours_and_ink
 
 from ecomrec_spark.config import load_config
 from ecomrec_spark.serving import keys
@@ -645,48 +643,11 @@ def test_the_real_server_answers_health_and_a_list(server):
     assert status == 422 and json.loads(body)["error"] == "invalid request"
 
 
-def _png_pixels(path: Path) -> tuple[int, int, bytes, int]:
-    """Width, height, unfiltered pixels and bytes per pixel of an 8-bit RGB(A) PNG (stdlib only; the same decoder
-    as tests/test_report.py, which cannot be imported here without Spark)."""
-    data = path.read_bytes()
-    assert data[:8] == b"\x89PNG\r\n\x1a\n"
-    pos, idat, width, height, bpp = 8, b"", 0, 0, 3
-    while pos < len(data):
-        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
-        chunk = data[pos + 8:pos + 8 + length]
-        if kind == b"IHDR":
-            width, height, depth, color = struct.unpack(">IIBB", chunk[:10])
-            assert depth == 8 and color in (2, 6), (depth, color)
-            bpp = 3 if color == 2 else 4
-        elif kind == b"IDAT":
-            idat += chunk
-        pos += 12 + length
-    raw, stride = zlib.decompress(idat), width * bpp
-    out, prev = bytearray(), bytearray(stride)
-    for y in range(height):
-        f, line = raw[y * (stride + 1)], bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
-        for i in range(stride):
-            a = line[i - bpp] if i >= bpp else 0
-            b, c = prev[i], prev[i - bpp] if i >= bpp else 0
-            pred = (0, a, b, (a + b) // 2)[f] if f < 4 else (
-                a if abs(b - c) <= abs(a - c) and abs(b - c) <= abs(a + b - 2 * c) else
-                b if abs(a - c) <= abs(a + b - 2 * c) else c)
-            line[i] = (line[i] + pred) & 0xFF
-        out += line
-        prev = line
-    return width, height, bytes(out), bpp
-
-
 def test_headless_chromium_renders_the_page_with_the_list(server, tmp_path):
-    browser = shutil.which("chromium") or shutil.which("chromium-browser")
-    if browser is None:
-        if os.environ.get("CI"):
-            pytest.fail("chromium is not installed; .ci/run installs Debian's package (apt-get install chromium)")
-        pytest.skip("chromium not installed (apt-get install chromium); CI installs it and runs this test")
+    browser = chromium()
     base, _ = server
     url = f"{base}/?customer_id=C1"
-    flags = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-             f"--user-data-dir={tmp_path / 'profile'}"]
+    flags = [browser, *FLAGS, f"--user-data-dir={tmp_path / 'profile'}"]
     dom = subprocess.run([*flags, "--dump-dom", url], check=False, capture_output=True, text=True, timeout=120)
     cells = re.findall(r'<td class="pid">([^<]+)</td>', dom.stdout)
     assert cells == ["P2", "P3", "P4", "P5", "P3", "P1", "P5", "P1", "P2"], dom.stderr[-2000:]  # ltr, ease, popular
@@ -694,10 +655,8 @@ def test_headless_chromium_renders_the_page_with_the_list(server, tmp_path):
     done = subprocess.run([*flags, f"--screenshot={shot}", "--window-size=1200,900", url],
                           check=False, capture_output=True, text=True, timeout=120)
     assert shot.is_file(), done.stderr[-2000:]
-    width, height, pixels, bpp = _png_pixels(shot)
+    width, height, colours, ink = colours_and_ink(shot)
     assert (width, height) == (1200, 900)
-    colours = Counter(pixels[i:i + 3] for i in range(0, len(pixels), bpp))
     assert len(colours) > 50  # text, the header and the tables, not one flat colour
     assert colours[bytes((0x2B, 0x6C, 0xB0))] > 10_000  # the blue header was painted
-    ink = 1 - sum(n for _, n in colours.most_common(2)) / (width * height)
     assert ink > 0.02

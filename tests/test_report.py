@@ -10,16 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import io
-import os
 import re
-import shutil
-import struct
 import subprocess
-import zlib
-from collections import Counter
-from pathlib import Path
 
 import pytest
+from headless import FLAGS, chromium, colours_and_ink
 
 from ecomrec_spark import lake as lk
 from ecomrec_spark.cli import main
@@ -166,52 +161,15 @@ def test_every_section_is_there_and_every_chart_has_content(demo):
         assert text in html, text
 
 
-def _png_pixels(path: Path) -> tuple[int, int, bytes, int]:
-    """Width, height, unfiltered pixel bytes and bytes per pixel of an 8-bit RGB(A) PNG (stdlib only)."""
-    data = path.read_bytes()
-    assert data[:8] == b"\x89PNG\r\n\x1a\n"
-    pos, idat, width = 8, b"", 0
-    while pos < len(data):
-        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
-        chunk = data[pos + 8:pos + 8 + length]
-        if kind == b"IHDR":
-            width, height, depth, color = struct.unpack(">IIBB", chunk[:10])
-            assert depth == 8 and color in (2, 6), (depth, color)
-            bpp = 3 if color == 2 else 4
-        elif kind == b"IDAT":
-            idat += chunk
-        pos += 12 + length
-    raw, stride = zlib.decompress(idat), width * bpp
-    out, prev = bytearray(), bytearray(stride)
-    for y in range(height):
-        f, line = raw[y * (stride + 1)], bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
-        for i in range(stride):
-            a = line[i - bpp] if i >= bpp else 0
-            b, c = prev[i], prev[i - bpp] if i >= bpp else 0
-            pred = (0, a, b, (a + b) // 2)[f] if f < 4 else (
-                a if abs(b - c) <= abs(a - c) and abs(b - c) <= abs(a + b - 2 * c) else
-                b if abs(a - c) <= abs(a + b - 2 * c) else c)
-            line[i] = (line[i] + pred) & 0xFF
-        out += line
-        prev = line
-    return width, height, bytes(out), bpp
-
-
 def test_headless_chromium_renders_a_page_that_is_not_blank(demo, tmp_path):
-    browser = shutil.which("chromium") or shutil.which("chromium-browser")
-    if browser is None:
-        if os.environ.get("CI"):
-            pytest.fail("chromium is not installed; .ci/run installs Debian's package (apt-get install chromium)")
-        pytest.skip("chromium not installed (apt-get install chromium); CI installs it and runs this test")
+    browser = chromium()
     shot = tmp_path / "report.png"
-    cmd = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", f"--screenshot={shot}",
+    cmd = [browser, *FLAGS, f"--screenshot={shot}",
            "--window-size=1280,2400", demo["path"].resolve().as_uri()]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert shot.is_file(), done.stderr[-2000:]
-    width, height, pixels, bpp = _png_pixels(shot)
+    width, height, colours, ink = colours_and_ink(shot)
     assert (width, height) == (1280, 2400)
-    colours = Counter(pixels[i:i + 3] for i in range(0, len(pixels), bpp))
-    ink = 1 - sum(n for _, n in colours.most_common(2)) / (width * height)  # not page background, not card white
     assert len(colours) > 100  # text, axes and coloured marks, not one flat colour
     assert ink > 0.03
     assert colours[bytes((0x2B, 0x6C, 0xB0))] > 5000  # the charts' first colour: the SVG marks were drawn

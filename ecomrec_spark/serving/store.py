@@ -26,6 +26,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping, Protocol
 
+try:  # the API's documents are parsed on every request: orjson (the [serve] extra) does it ~3x faster than json
+    from orjson import loads as parse_document
+except ImportError:  # the Spark jobs (EMR installs no [serve] extra) only write documents, never parse them
+    parse_document = json.loads
+
 VERSION_PATTERN = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{6,12}$")
 PENDING, COMPLETE = "pending", "complete"
 SQLITE_FILE = "serving.sqlite"
@@ -183,7 +188,7 @@ class SQLiteStore:
 
     def get(self, version: str, key: str) -> Any | None:
         rows = self._query("SELECT value FROM items WHERE version = ? AND key = ?", (version, key))
-        return json.loads(rows[0][0]) if rows else None
+        return parse_document(rows[0][0]) if rows else None
 
     def drop(self, version: str) -> None:
         with self._conn() as conn:
@@ -321,7 +326,7 @@ class DynamoStore:
     def get(self, version: str, key: str) -> Any | None:
         table = self._table(self.items_table(version))
         item = self._call(lambda: table.get_item(Key={"key": key})).get("Item")
-        return json.loads(item["value"]) if item else None
+        return parse_document(item["value"]) if item else None
 
     def drop(self, version: str) -> None:
         client = self.db.meta.client
