@@ -56,4 +56,4 @@ serve: $(STAMP)
 	$(VENV)/bin/ecomrec serve
 
 clean-lake:
-	rm -rf lake data/generated reports
+	rm -rf lake data/generated reports serving
