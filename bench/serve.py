@@ -132,15 +132,16 @@ def live_version(db: Path) -> tuple[str, dict[str, Any]]:
     return live, dict(record.info)
 
 
-def _keys(conn: sqlite3.Connection, version: str, prefix: str, non_empty: str | None = None) -> list[str]:
-    """The ids under ``<prefix>#`` in ``version`` (a range scan of the items primary key), optionally only
-    those whose document has a non-empty ``non_empty`` list."""
+def _keys(conn: sqlite3.Connection, version: str, prefix: str, non_empty: str | None = None,
+          prefixed: bool = False) -> list[str]:
+    """The ids under ``<prefix>#`` in ``version`` (a range scan of the items primary key; the whole keys
+    when ``prefixed``), optionally only those whose document has a non-empty ``non_empty`` list."""
     start = prefix + keys.SEP
     end = prefix + chr(ord(keys.SEP) + 1)
     where = f" AND json_array_length(value, '$.{non_empty}') > 0" if non_empty else ""
     rows = conn.execute(f"SELECT key FROM items WHERE version = ? AND key >= ? AND key < ?{where} ORDER BY key",
                         (version, start, end))
-    return [key[len(start):] for (key,) in rows]
+    return [key if prefixed else key[len(start):] for (key,) in rows]
 
 
 def read_ids(db: Path, version: str, cap: int) -> dict[str, Any]:
@@ -148,7 +149,9 @@ def read_ids(db: Path, version: str, cap: int) -> dict[str, Any]:
     rng = random.Random(SEED)
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     try:
-        pools = {"customers": _keys(conn, version, keys.CUSTOMER), "products": _keys(conn, version, keys.PRODUCT),
+        # customer keys are customer#<id>#<model>: one id per customer, whatever the number of its lists
+        customers = list(dict.fromkeys(keys.customer_of(k) for k in _keys(conn, version, keys.CUSTOMER, prefixed=True)))
+        pools = {"customers": customers, "products": _keys(conn, version, keys.PRODUCT),
                  "similar": _keys(conn, version, keys.PRODUCT, "similar"),
                  "together": _keys(conn, version, keys.PRODUCT, "together")}
     finally:

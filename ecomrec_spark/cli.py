@@ -292,7 +292,7 @@ def publish_lines(p: Mapping[str, Any]) -> list[str]:
     if "skipped" in p:
         return [f"publish: skipped, {p['skipped']}"]
     state = "live" if p["live"] == p["version"] else f"NOT live (live stays {p['live']})"
-    lines = [f"publish: version {p['version']} -> {p['store']}, {state}; "
+    lines = [f"publish: version {p['version']} -> {p['store']}, {state}; documents: "  # customer: one per customer and model
              + ", ".join(f"{k} {n}" for k, n in p.get("rows", {}).items())]
     if p.get("gate"):
         lines.append(f"  gate: {p['gate']}")

@@ -66,10 +66,10 @@ def documents(tag: str = "") -> dict[str, Any]:
     """The documents of one version; ``tag`` changes C1's ease list so two versions tell apart."""
     ease_c1 = ["P3", "P1", "P5"] if not tag else ["P5", "P4"]
     return {
-        keys.customer("C1"): {"lists": {"ease": ranked(ease_c1, "bought with your items"),
-                                        "ltr": ranked(["P2", "P3", "P4", "P5"], "ranker"),
-                                        "popular": ranked(["P1", "P2"], "popular")}},
-        keys.customer("C2"): {"lists": {"ease": ranked(["P4", "P1"], "bought with your items")}},  # no ltr list
+        keys.customer("C1", "ease"): {"items": ranked(ease_c1, "bought with your items")},
+        keys.customer("C1", "ltr"): {"items": ranked(["P2", "P3", "P4", "P5"], "ranker")},
+        keys.customer("C1", "popular"): {"items": ranked(["P1", "P2"], "popular")},
+        keys.customer("C2", "ease"): {"items": ranked(["P4", "P1"], "bought with your items")},  # no ltr list
         keys.product("P1"): {"product": {**item("P1", 1, 0.0, ""), "name": "A novel"},
                              "similar": ranked(["P2", "P3"], "similar"),
                              "together": [item("P2", 1, 0.5, "bought together", lift=3.5, confidence=0.4),

@@ -87,10 +87,10 @@ def product_item(pid: str) -> dict:
 
 
 EXPECTED = {
-    "customer#C1": {"lists": {"knn": [item("P2", 1, 0.9, "personal"), item("P3", 2, 0.5, "personal")],
-                              "popular": [item("P1", 1, 1.0, "popular")]}},
-    "customer#C2": {"lists": {"knn": [item("P1", 1, 0.7, "personal")]}},
-    "customer#C3": {"lists": {"popular": [item("P1", 1, 1.0, "popular_in_region")]}},
+    "customer#C1#knn": {"items": [item("P2", 1, 0.9, "personal"), item("P3", 2, 0.5, "personal")]},
+    "customer#C1#popular": {"items": [item("P1", 1, 1.0, "popular")]},
+    "customer#C2#knn": {"items": [item("P1", 1, 0.7, "personal")]},
+    "customer#C3#popular": {"items": [item("P1", 1, 1.0, "popular_in_region")]},
     "product#P1": {"product": product_item("P1"),
                    "similar": [item("P2", 1, 0.95, "similar (knn)"), item("P3", 2, 0.9, "similar (knn)")],
                    "together": [item("P3", 1, 3.0, "bought together", lift=3.0, confidence=0.6),
@@ -106,7 +106,7 @@ EXPECTED = {
     "popular#region#SP": {"items": [item("P3", 1, 1.0, "popular_in_region")]},
     "trending": {"items": [item("P4", 1, 2.5, "trending")]},
 }
-EXPECTED_ROWS = {"customer": 3, "product": 5, "popular": 4, "trending": 1}
+EXPECTED_ROWS = {"customer": 4, "product": 5, "popular": 4, "trending": 1}
 REVIEW_VERSION = "20180801T000000Z-rev0001"
 REVIEW_METRICS = {"score": [  # the saved model is the unweighted tuned one (config class_weights false)
     {"model": "xgboost_tuned", "class_weights": "unweighted", "macro_f1": 0.55},
@@ -231,7 +231,7 @@ def test_publish_to_sqlite_writes_every_document_and_the_version_info(sqlite_pub
     assert {key: store.get(version, key) for key in EXPECTED} == EXPECTED
     assert _info(store, version) == _expected_info()
     assert publish_lines(out) == [f"publish: version {version} -> {store.description}, live; "
-                                  "customer 3, product 5, popular 4, trending 1",
+                                  "documents: customer 4, product 5, popular 4, trending 1",
                                   "  gate: first version: nothing live to compare with",
                                   "serve it: make serve   (or .venv/bin/ecomrec serve [--conf FILE] [--host H] [--port P])",
                                   "  curl http://127.0.0.1:8000/v1/customers/C1/recommendations",  # the smallest id
@@ -318,7 +318,7 @@ def test_gate_refuses_with_exit_3_then_force_list_keep_versions_and_rollback(spa
     assert [v.version for v in store.versions()] == [v3]
     with sqlite3.connect(serving / SQLITE_FILE) as conn:
         assert conn.execute("SELECT DISTINCT version FROM items").fetchall() == [(v3,)]
-    assert store.get(v3, "customer#C2") == EXPECTED["customer#C2"]
+    assert store.get(v3, "customer#C2#knn") == EXPECTED["customer#C2#knn"]
 
     assert main(["publish", "--rollback", *args]) == 2  # nothing older is kept
     assert "nothing to roll back to" in capsys.readouterr().err

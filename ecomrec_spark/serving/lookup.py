@@ -132,12 +132,11 @@ def recommendations(live: Live, assignment: Assignment, customer_id: str, k: int
     else:
         variant = assign(customer_id, assignment.variants, assignment.salt)
         wanted, variant_name = resolve_model(variant, live.default_model), (variant.name if variant else None)
-    doc = live.get(keys.customer(customer_id))
-    lists: Mapping[str, Any] = (doc or {}).get("lists") or {}
-    for served in (wanted, live.default_model):
-        if lists.get(served) is not None:
+    for served in dict.fromkeys((wanted, live.default_model)):  # one read when the two are the same model
+        doc = live.get(keys.customer(customer_id, served))
+        if doc is not None:
             return Recommendations(version=live.version, model=served, variant=variant_name, k=k,
-                                   items=to_items(lists[served], k, category), customer_id=customer_id,
+                                   items=to_items(doc.get("items") or [], k, category), customer_id=customer_id,
                                    category=category, region=region)
     label, rows = popularity_list(live, category, region)
     return Recommendations(version=live.version, model=POPULAR, variant=variant_name, k=k,
@@ -150,9 +149,8 @@ def every_list(live: Live, customer_id: str, k: int | None = None) -> tuple[bool
     an unknown customer gets ``(False, [("popular", overall list)])``."""
     check_customer_id(customer_id)
     k = check_k(live, k)
-    lists = (live.get(keys.customer(customer_id)) or {}).get("lists") or {}
-    shown = [(m, to_items(lists[m], k)) for m in live.models if lists.get(m) is not None]
-    shown += [(m, to_items(rows, k)) for m, rows in lists.items() if m not in live.models and rows is not None]
+    docs = ((m, live.get(keys.customer(customer_id, m))) for m in live.models)
+    shown = [(m, to_items(doc.get("items") or [], k)) for m, doc in docs if doc is not None]
     if shown:
         return True, shown
     return False, [(POPULAR, to_items(popularity_list(live, None, None)[1], k))]

@@ -9,7 +9,7 @@ gate (:mod:`.gate`).  A running API follows the pointer; ``--rollback`` moves it
 What goes in (every document is built in Spark with built-in functions; no row-level data is
 collected, no Python UDF runs):
 
-* ``customer#<id>``: every served model's top ``serving.k`` from ``gold/recommendations``,
+* ``customer#<id>#<model>``: each served model's top ``serving.k`` from ``gold/recommendations``,
   each item enriched with the product's category and price
   (:func:`~ecomrec_spark.recommend.serve.product_attributes`), its predicted review score and
   P(satisfied) (``gold/product_review_scores``, optional) and the list's reason;
@@ -170,15 +170,14 @@ def _json(*fields: Column) -> Column:
 
 
 def customer_documents(recs: DataFrame, info: DataFrame, k: int) -> DataFrame:
-    """``customer#<id>`` -> ``{"lists": {model: [item, ...]}}``: every served model's top ``k``."""
+    """``customer#<id>#<model>`` -> ``{"items": [item, ...]}``: each served model's top ``k`` for the customer."""
     rows = recs.where(F.col("rank") <= F.lit(k)).select(
         F.col(C.CUSTOMER_ID).alias(OWNER), "model", ITEM_ID, "rank", "score", "reason")
     per_model = _enrich(rows, info).groupBy(OWNER, "model").agg(_collect_sorted(_item()).alias("items"))
-    per_customer = per_model.groupBy(OWNER).agg(
-        F.map_from_entries(F.array_sort(F.collect_list(F.struct("model", "items")))).alias("lists"))
-    return per_customer.select(F.lit(keys.CUSTOMER).alias(KIND),
-                               F.concat(F.lit(keys.customer("")), F.col(OWNER)).alias(KEY),
-                               _json(F.col("lists")).alias(VALUE))
+    return per_model.select(F.lit(keys.CUSTOMER).alias(KIND),
+                            F.concat(F.lit(keys.customer_prefix()), F.col(OWNER), F.lit(keys.SEP),
+                                     F.col("model")).alias(KEY),
+                            _json(F.col("items").alias("items")).alias(VALUE))
 
 
 def similar_lists(similar: DataFrame, k: int, preference: Sequence[str] = SIMILAR_PREFERENCE) -> DataFrame:
@@ -441,4 +440,4 @@ def publish(spark: SparkSession, cfg: Mapping[str, Any], force: bool = False) ->
         dropped = prune(store, int(s["keep_versions"]), version)
     return {"version": version, "store": store.description, "live": version, "rows": info["rows"], "gate": text,
             "dropped": dropped, "default_model": info["default_model"], "metrics": info["metrics"],
-            "example_customer": first_key[len(keys.customer("")):] if first_key else None}
+            "example_customer": keys.customer_of(first_key) if first_key else None}

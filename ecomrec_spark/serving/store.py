@@ -77,6 +77,7 @@ class Store(Protocol):
     """What publish writes and the API reads."""
 
     description: str
+    inline: bool                                     # reads are quick enough for the API's event loop
 
     def ping(self) -> None: ...                      # raise StoreUnavailable when unreachable
     def live(self) -> str | None: ...
@@ -111,6 +112,9 @@ class SQLiteStore:
         self.path = Path(path)
         self.readonly = readonly
         self.description = f"sqlite:{self.path}"
+        # a read is one primary-key lookup in a local file (~50 us): the API makes it on its event loop,
+        # which saves the thread-pool hand-off that costs more than the read itself
+        self.inline = True
         self._local = threading.local()  # one connection per thread (sqlite3 connections are not shared)
 
     def _conn(self) -> sqlite3.Connection:
@@ -225,6 +229,7 @@ class DynamoStore:
     def __init__(self, table_prefix: str, region: str | None = None, endpoint_url: str | None = None):
         self.prefix, self.region, self.endpoint_url = table_prefix, region, endpoint_url
         self.description = f"dynamodb:{table_prefix}-*" + (f" at {endpoint_url}" if endpoint_url else "")
+        self.inline = False  # a network round trip: the API reads from its thread pool, never on the event loop
         # boto3 resources are not thread-safe and the API reads from a thread pool: one resource per thread
         self._local = threading.local()
 

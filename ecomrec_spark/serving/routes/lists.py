@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 
 from ecomrec_spark.serving import lookup
 from ecomrec_spark.serving.deps import PointerDep
 from ecomrec_spark.serving.models import ErrorBody, ItemList, PopularList
+from ecomrec_spark.serving.routes import answer
 from ecomrec_spark.serving.routes.params import Category, K, Region
 
 router = APIRouter(prefix="/v1", tags=["lists"],
@@ -14,12 +15,12 @@ router = APIRouter(prefix="/v1", tags=["lists"],
 
 
 @router.get("/popular", response_model=PopularList)
-def popular(pointer: PointerDep, k: K = None, category: Category = None, region: Region = None) -> PopularList:
+async def popular(pointer: PointerDep, k: K = None, category: Category = None, region: Region = None) -> Response:
     """The most popular products: overall, in a category, or in a region (and category)."""
-    return lookup.popular(pointer.current(), k, category, region)
+    return await answer(pointer, lambda live: lookup.popular(live, k, category, region))
 
 
 @router.get("/trending", response_model=ItemList)
-def trending(pointer: PointerDep, k: K = None) -> ItemList:
+async def trending(pointer: PointerDep, k: K = None) -> Response:
     """Products whose popularity is rising."""
-    return lookup.trending(pointer.current(), k)
+    return await answer(pointer, lambda live: lookup.trending(live, k))

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 
 from ecomrec_spark.serving import lookup
 from ecomrec_spark.serving.deps import PointerDep
 from ecomrec_spark.serving.models import ErrorBody, ProductList, ReviewScore, TogetherList
+from ecomrec_spark.serving.routes import answer
 from ecomrec_spark.serving.routes.params import K, ProductId
 
 router = APIRouter(prefix="/v1/products", tags=["products"],
@@ -14,18 +15,18 @@ router = APIRouter(prefix="/v1/products", tags=["products"],
 
 
 @router.get("/{product_id}/similar", response_model=ProductList)
-def similar(product_id: ProductId, pointer: PointerDep, k: K = None) -> ProductList:
+async def similar(product_id: ProductId, pointer: PointerDep, k: K = None) -> Response:
     """The products most like this one."""
-    return lookup.similar(pointer.current(), product_id, k)
+    return await answer(pointer, lambda live: lookup.similar(live, product_id, k))
 
 
 @router.get("/{product_id}/bought-together", response_model=TogetherList)
-def bought_together(product_id: ProductId, pointer: PointerDep, k: K = None) -> TogetherList:
+async def bought_together(product_id: ProductId, pointer: PointerDep, k: K = None) -> Response:
     """Products bought with this one, from the association rules (by lift, then confidence)."""
-    return lookup.together(pointer.current(), product_id, k)
+    return await answer(pointer, lambda live: lookup.together(live, product_id, k))
 
 
 @router.get("/{product_id}/review-score", response_model=ReviewScore)
-def review_score(product_id: ProductId, pointer: PointerDep) -> ReviewScore:
+async def review_score(product_id: ProductId, pointer: PointerDep) -> Response:
     """The product's predicted review score and P(satisfied), with its category and price."""
-    return lookup.review_score(pointer.current(), product_id)
+    return await answer(pointer, lambda live: lookup.review_score(live, product_id))
