@@ -341,7 +341,8 @@ def test_build_wheelhouse_resolves_once_for_the_nodes_python_and_cpu(monkeypatch
         calls.append(cmd)
         dest = Path(cmd[cmd.index("--dest") + 1])
         arch = "aarch64" if "manylinux_2_34_aarch64" in cmd else "x86_64"
-        name = "delta_spark-4.0.0-py3-none-any.whl" if "--no-deps" in cmd else f"numpy-2.3.5-cp311-cp311-manylinux_2_28_{arch}.whl"
+        name = ("delta_spark-4.0.0-py3-none-any.whl" if "--no-deps" in cmd
+                else f"numpy-2.3.5-cp311-cp311-manylinux_2_28_{arch}.whl")
         (dest / name).write_bytes(name.encode())
 
     monkeypatch.setattr(emr, "_run", fake_download)
@@ -785,7 +786,8 @@ def test_render_policy_rejects_bad_inputs():
     ({"encryption": {**SECURE["encryption"], "in_transit": "yes"}}, "emr.encryption.in_transit"),
     ({"encryption": {**SECURE["encryption"], "tls_certificates": f"s3://{BUCKET}/certs/privateKey.pem"}},
      "emr.encryption.tls_certificates"),
-    ({"encryption": {**SECURE["encryption"], "tls_provider_class": "not a class"}}, "emr.encryption.tls_provider_class"),
+    ({"encryption": {**SECURE["encryption"], "tls_provider_class": "not a class"}},
+     "emr.encryption.tls_provider_class"),
     ({"encryption": {**SECURE["encryption"], "local_disk_kms_key": "alias/emr"}}, "emr.encryption.local_disk_kms_key"),
     ({"encryption": {**SECURE["encryption"], "local_disk_kms_key": DISK_KEY.replace(REGION, "us-east-1")}},
      "emr.encryption.local_disk_kms_key"),

@@ -5,18 +5,30 @@ exact boto3 requests, ships the project to S3 and drives the cluster:
 
 * **packaging** -- :func:`build_wheel` builds the project wheel (``pip wheel``),
   :func:`plan_uploads` lists what goes to ``s3://<bucket>/<prefix>artifacts/ecomrec-<version>/``
-  (the wheel, ``jobs/*.py``, the run config, the bootstrap script) and :func:`upload` puts it there.
-  The default shipping method is ``bootstrap``: ``emr/bootstrap/install-wheel.sh`` pip-installs the
-  wheel on every node.  ``archive`` ships a packed venv (:func:`pack_venv`) through ``spark.archives``
-  instead; EMR Serverless always uses the archive (it has no bootstrap actions).
+  (the wheelhouse, ``jobs/*.py``, the run config, the bootstrap script) and :func:`upload` puts it there.
+  The default shipping method is ``bootstrap``: :func:`build_wheelhouse` resolves the dependencies once,
+  at package time, into wheels for the nodes' Python and CPU, :func:`lock_wheelhouse` pins each by
+  SHA-256, and ``emr/bootstrap/install-wheel.sh`` installs exactly those files on every node
+  (``--no-index --require-hashes --no-deps``).  ``archive`` ships a packed venv (:func:`pack_venv`, built
+  from the same lock) through ``spark.archives`` instead; EMR Serverless always uses the archive (it has
+  no bootstrap actions).
+* **safe defaults** -- a new cluster needs a private subnet (:func:`check_private_subnet`), is not
+  visible to all users, and runs with a security configuration encrypting S3 (SSE), the local disks
+  (KMS) and the traffic between nodes (TLS) (:func:`security_configuration_request`, or a named one
+  checked by :func:`ensure_security_configuration`).  Each loosens only through its own ``emr.*`` key,
+  and :func:`check_launch_security` names the key before any AWS call.
 * **requests** -- :func:`cluster_request` (``run_job_flow``), :func:`step_requests`
   (``add_job_flow_steps``: one ``command-runner.jar`` / ``spark-submit`` step per pipeline job, in
   pipeline order) and :func:`serverless_requests` (``create_application`` / ``start_job_run``).
 * **operations** -- :func:`up`, :func:`submit`, :func:`status`, :func:`logs`, :func:`down` and
   :func:`wait`; ``ecomrec emr up|submit|status|logs|down|wait|policy`` is :func:`main`.
 * **IAM** -- :func:`render_policy` fills the templates in ``emr/iam/`` for one bucket, its
-  project prefixes and one Glue database; with ``serving.store: dynamodb`` the job role also
-  gets the publish job's rights on the serving tables only (:func:`serving_statement`).
+  project prefixes and one Glue database: the job role reads ``raw/`` and ``artifacts/``, only puts
+  to ``logs/`` and reads and writes only ``lake/`` and ``reports/`` (:data:`POLICY_PREFIXES`); the
+  encryption keys add rights on exactly those keys (:func:`encryption_statements`); with
+  ``serving.store: dynamodb`` the job role also gets the publish job's rights on the serving tables
+  only (:func:`serving_statement`), and the API role reads them and puts events only
+  (:func:`api_role_policy`).
 
 Every value is validated before the first AWS call; a bad one raises ``ValueError`` naming the
 config key and the fix.  Credentials never come from config: boto3's default chain is used
@@ -509,8 +521,9 @@ def security_configuration_doc(s: Mapping[str, Any]) -> dict[str, Any] | None:
     --------
     >>> s = resolve_settings({"bucket": "b-1", "region": "eu-west-1", "encryption": {
     ...     "local_disks": False, "in_transit": False}})
-    >>> security_configuration_doc(s)
-    {'EncryptionConfiguration': {'EnableAtRestEncryption': True, 'EnableInTransitEncryption': False, 'AtRestEncryptionConfiguration': {'S3EncryptionConfiguration': {'EncryptionMode': 'SSE-S3'}}}}
+    >>> enc = security_configuration_doc(s)["EncryptionConfiguration"]
+    >>> enc["EnableAtRestEncryption"], enc["EnableInTransitEncryption"], enc["AtRestEncryptionConfiguration"]
+    (True, False, {'S3EncryptionConfiguration': {'EncryptionMode': 'SSE-S3'}})
     """
     e = s["encryption"]
     at_rest: dict[str, Any] = {}
@@ -1218,8 +1231,8 @@ def pack_venv(wheel: Path, out: Path, *, python: str = "python3.11", root: Path 
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="ecomrec-venv-") as tmp:
-        if wheelhouse is None:
-            wheelhouse = build_wheelhouse(wheel, Path(tmp) / "wheelhouse", python_version=version.group(1),  # type: ignore[union-attr]
+        if wheelhouse is None and version:
+            wheelhouse = build_wheelhouse(wheel, Path(tmp) / "wheelhouse", python_version=version.group(1),
                                           architectures=[platform.machine()], root=root)
         env = Path(tmp) / "venv"
         _run([python, "-m", "venv", str(env)])
@@ -1411,7 +1424,8 @@ def _conf_path(cfg: Mapping[str, Any]) -> Path:
 
 
 def up(cfg: Mapping[str, Any], *, overrides: Sequence[str] = (), jobs: Iterable[str] = PIPELINE,
-       wheel: Path | None = None, wheelhouse: Path | None = None, archive: Path | None = None, with_steps: bool = True, wait_for: bool = True,
+       wheel: Path | None = None, wheelhouse: Path | None = None, archive: Path | None = None,
+       with_steps: bool = True, wait_for: bool = True,
        dry_run: bool = False, emr_client: Any = None, s3_client: Any = None, serverless_client: Any = None,
        ec2_client: Any = None, root: Path = REPO_ROOT,
        sleep: Callable[[float], None] = time.sleep) -> dict[str, Any]:
