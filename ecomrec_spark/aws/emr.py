@@ -566,7 +566,7 @@ def security_configuration_request(s: Mapping[str, Any]) -> dict[str, Any] | Non
 def check_security_configuration(name: str, doc: Mapping[str, Any], s: Mapping[str, Any]) -> None:
     """Refuse an existing security configuration that encrypts less than ``emr.encryption`` asks for."""
     enc = doc.get("EncryptionConfiguration") or {}
-    at_rest = enc.get("AtRestEncryptionConfiguration") or {} if enc.get("EnableAtRestEncryption") else {}
+    at_rest = (enc.get("AtRestEncryptionConfiguration") or {}) if enc.get("EnableAtRestEncryption") else {}
     e = s["encryption"]
     missing = [what for what, wanted, there in (
         ("S3 encryption (emr.encryption.s3)", e["s3"], "S3EncryptionConfiguration" in at_rest),
