@@ -7,6 +7,7 @@ the fake credentials exist only inside each test (monkeypatch).
 from __future__ import annotations
 
 import gzip
+import hashlib
 import io
 import json
 import sys
@@ -28,7 +29,24 @@ ACCOUNT = "123456789012"  # moto's default account
 ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/ecomrec-emr-serverless-job"
 BASE = f"s3://{BUCKET}/artifacts/ecomrec-{emr.project_version()}/"
 WHEEL = f"ecomrec_spark-{emr.project_version()}-py3-none-any.whl"
-SETTINGS = {"bucket": BUCKET, "region": REGION}
+SUBNET = "subnet-0123456789abcdef0"
+DISK_KEY = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+CERTS = f"s3://{BUCKET}/artifacts/certs/emr.zip"
+# the least a launch needs with the safe defaults: a private subnet, the local-disk key and the TLS certificates
+SECURE = {"subnet_id": SUBNET, "encryption": {"local_disk_kms_key": DISK_KEY, "tls_certificates": CERTS}}
+SETTINGS = {"bucket": BUCKET, "region": REGION, **SECURE}
+# the security configuration the defaults ask for, in EMR's SecurityConfiguration JSON schema
+SECURITY_DOC = {"EncryptionConfiguration": {
+    "EnableAtRestEncryption": True,
+    "EnableInTransitEncryption": True,
+    "AtRestEncryptionConfiguration": {
+        "S3EncryptionConfiguration": {"EncryptionMode": "SSE-S3"},
+        "LocalDiskEncryptionConfiguration": {"EncryptionKeyProviderType": "AwsKms", "AwsKmsKey": DISK_KEY,
+                                             "EnableEbsEncryption": True}},
+    "InTransitEncryptionConfiguration": {"TLSCertificateConfiguration": {"CertificateProviderType": "PEM",
+                                                                         "S3Object": CERTS}}}}
+SECURITY_NAME = "ecomrec-" + hashlib.sha256(
+    json.dumps(SECURITY_DOC, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:12]
 PATHS = {"raw": f"s3://{BUCKET}/raw", "lake": f"s3://{BUCKET}/lake", "reports": f"s3://{BUCKET}/reports"}
 EXPECTED_JOBS = ["ingest", "transform", "train-review", "score-reviews", "build-recommendations",
                  "evaluate-recommendations", "insights", "ab-report", "register-tables", "report", "publish"]
@@ -79,7 +97,7 @@ def conf_file(tmp_path, monkeypatch):
         "paths": {"raw": "s3://<bucket>/raw", "lake": "s3://<bucket>/lake", "generated": "s3://<bucket>/generated",
                   "reports": "s3://<bucket>/reports"},
         "spark": {"master": None, "app_name": "ecomrec", "shuffle_partitions": 200, "delta_packages": []},
-        "emr": {"bucket": BUCKET, "region": REGION},
+        "emr": {"bucket": BUCKET, "region": REGION, **SECURE},
     }, sort_keys=False))
     return path
 
@@ -99,6 +117,25 @@ def wheel(tmp_path):
     return path
 
 
+@pytest.fixture
+def wheelhouse(tmp_path, wheel):
+    """A locked wheelhouse: the project wheel and one dependency (pip download is not run here)."""
+    folder = tmp_path / "wheelhouse"
+    folder.mkdir()
+    (folder / WHEEL).write_bytes(wheel.read_bytes())
+    (folder / "six-1.17.0-py2.py3-none-any.whl").write_bytes(b"six wheel")
+    emr.lock_wheelhouse(folder)
+    return folder
+
+
+@pytest.fixture
+def private_subnet(aws):
+    """A subnet in moto's EC2 with no route to an internet gateway and no public IPs on launch."""
+    ec2 = boto3.client("ec2", region_name=REGION)
+    vpc = ec2.create_vpc(CidrBlock="10.20.0.0/16")["Vpc"]["VpcId"]
+    return ec2.create_subnet(VpcId=vpc, CidrBlock="10.20.1.0/24")["Subnet"]["SubnetId"]
+
+
 def _step_args(job: str, script: str, sets: list[str]) -> list[str]:
     return ["spark-submit", "--deploy-mode", "cluster", "--files", f"{BASE}conf/emr.yaml",
             f"{BASE}jobs/{script}", "--conf", "emr.yaml", *[a for s in sets for a in ("--set", s)]]
@@ -110,7 +147,6 @@ def _step_args(job: str, script: str, sets: list[str]) -> list[str]:
 
 def test_cluster_request_is_exact():
     art = emr.artifact_uris(emr.resolve_settings(SETTINGS))
-    no_deps, deps = emr.runtime_requirements()
     request = emr.cluster_request(SETTINGS, PATHS, art.wheel)
     assert request == {
         "Name": "ecomrec",
@@ -126,6 +162,7 @@ def test_cluster_request_is_exact():
                 {"Name": "core", "InstanceRole": "CORE", "Market": "ON_DEMAND", "InstanceType": "m6i.2xlarge",
                  "InstanceCount": 2},
             ],
+            "Ec2SubnetId": SUBNET,
         },
         "Configurations": [
             {"Classification": "delta-defaults", "Properties": {"delta.enabled": "true"}},
@@ -143,19 +180,22 @@ def test_cluster_request_is_exact():
         ],
         "JobFlowRole": "ecomrec-emr-ec2",
         "ServiceRole": "ecomrec-emr-service",
-        "VisibleToAllUsers": True,
+        "VisibleToAllUsers": False,
+        "SecurityConfiguration": SECURITY_NAME,
         "AutoTerminationPolicy": {"IdleTimeout": 1800},
         "StepConcurrencyLevel": 1,
         "Tags": [{"Key": "for-use-with-amazon-emr-managed-policies", "Value": "true"},
                  {"Key": "project", "Value": "ecomrec"}],
         "BootstrapActions": [{
-            "Name": "install the ecomrec-spark wheel",
+            "Name": "install the ecomrec-spark wheelhouse (pinned, hash-checked, no package index)",
             "ScriptBootstrapAction": {"Path": f"{BASE}bootstrap/install-wheel.sh",
-                                      "Args": ["/usr/bin/python3.11", f"{BASE}{WHEEL}", *no_deps, "--", *deps]},
+                                      "Args": ["/usr/bin/python3.11", f"{BASE}wheelhouse/"]},
         }],
     }
+    assert art.wheel == f"{BASE}wheelhouse/{WHEEL}"
     _validate("emr", "RunJobFlow", request)
-    # EMR provides pyspark; delta-spark goes in without deps so pip never pulls pyspark onto the nodes
+    # the wheelhouse resolves pyproject's ranges at package time: pyspark is EMR's, delta-spark comes without deps
+    no_deps, deps = emr.runtime_requirements()
     assert no_deps == ["delta-spark==4.0.0"]
     assert not any(d.lower().startswith("pyspark") for d in deps) and "xgboost-cpu==3.1.3" in deps
 
@@ -198,6 +238,157 @@ def test_cluster_request_fleets_archive_and_options():
     }
     assert {"Key": "owner", "Value": "data"} in request["Tags"]
     _validate("emr", "RunJobFlow", request)
+
+
+def test_safe_defaults_are_what_is_sent_and_loosening_them_takes_explicit_keys(no_boto):
+    s = emr.resolve_settings(SETTINGS)
+    assert (s["require_private_subnet"], s["visible_to_all_users"]) == (True, False)
+    assert s["encryption"] == {"s3": "SSE-S3", "s3_kms_key": None, "local_disks": True, "local_disk_kms_key": DISK_KEY,
+                               "in_transit": True, "tls_certificates": CERTS, "tls_provider_class": None}
+    assert emr.security_configuration_request(s) == {
+        "Name": SECURITY_NAME, "SecurityConfiguration": json.dumps(SECURITY_DOC, sort_keys=True, separators=(",", ":"))}
+    _validate("emr", "CreateSecurityConfiguration", emr.security_configuration_request(s))
+
+    # every protection off, each through its own key: no security configuration, no subnet, visible to all
+    loose = {"bucket": BUCKET, "region": REGION, "require_private_subnet": False, "visible_to_all_users": True,
+             "encryption": {"s3": False, "local_disks": False, "in_transit": False}}
+    request = emr.cluster_request(loose, PATHS, f"{BASE}wheelhouse/{WHEEL}")
+    assert "SecurityConfiguration" not in request and "Ec2SubnetId" not in request["Instances"]
+    assert request["VisibleToAllUsers"] is True
+    # S3 encryption alone still makes a configuration, with in-transit explicitly off
+    s3_only = emr.resolve_settings({**loose, "encryption": {"local_disks": False, "in_transit": False}})
+    assert emr.security_configuration_doc(s3_only) == {"EncryptionConfiguration": {
+        "EnableAtRestEncryption": True, "EnableInTransitEncryption": False,
+        "AtRestEncryptionConfiguration": {"S3EncryptionConfiguration": {"EncryptionMode": "SSE-S3"}}}}
+    # a named configuration is used as is (and checked against the encryption keys at `up`)
+    named = emr.cluster_request({**SETTINGS, "security_configuration": "corp-standard"}, PATHS, f"{BASE}{WHEEL}")
+    assert named["SecurityConfiguration"] == "corp-standard"
+
+
+def test_up_refuses_a_public_subnet_before_building_or_uploading(aws, cfg, wheelhouse):
+    ec2 = boto3.client("ec2", region_name=REGION)
+    vpc = ec2.create_vpc(CidrBlock="10.30.0.0/16")["Vpc"]["VpcId"]
+    public = ec2.create_subnet(VpcId=vpc, CidrBlock="10.30.1.0/24")["Subnet"]["SubnetId"]
+    igw = ec2.create_internet_gateway()["InternetGateway"]["InternetGatewayId"]
+    ec2.attach_internet_gateway(InternetGatewayId=igw, VpcId=vpc)
+    table = ec2.create_route_table(VpcId=vpc)["RouteTable"]["RouteTableId"]
+    ec2.create_route(RouteTableId=table, DestinationCidrBlock="0.0.0.0/0", GatewayId=igw)
+    ec2.associate_route_table(RouteTableId=table, SubnetId=public)
+    cfg["emr"]["subnet_id"] = public
+    with pytest.raises(ValueError, match=rf"emr\.subnet_id.*public subnet.*{igw}.*emr\.require_private_subnet"):
+        emr.up(cfg, overrides=cfg["_overrides"], wheelhouse=wheelhouse, wait_for=False)
+    # a subnet that hands out public IPs is refused too
+    mapped = ec2.create_subnet(VpcId=vpc, CidrBlock="10.30.2.0/24")["Subnet"]["SubnetId"]
+    ec2.modify_subnet_attribute(SubnetId=mapped, MapPublicIpOnLaunch={"Value": True})
+    cfg["emr"]["subnet_id"] = mapped
+    with pytest.raises(ValueError, match="maps public IP addresses"):
+        emr.up(cfg, overrides=cfg["_overrides"], wheelhouse=wheelhouse, wait_for=False)
+    assert "Contents" not in boto3.client("s3", region_name=REGION).list_objects_v2(Bucket=BUCKET)  # nothing sent
+    assert boto3.client("emr", region_name=REGION).list_clusters()["Clusters"] == []
+
+
+def test_up_requires_a_named_security_configuration_to_encrypt_what_the_config_asks(aws, cfg, wheelhouse,
+                                                                                    private_subnet):
+    client = boto3.client("emr", region_name=REGION)
+    weak = {"EncryptionConfiguration": {"EnableAtRestEncryption": True, "EnableInTransitEncryption": False,
+                                        "AtRestEncryptionConfiguration": {
+                                            "S3EncryptionConfiguration": {"EncryptionMode": "SSE-S3"}}}}
+    client.create_security_configuration(Name="weak", SecurityConfiguration=json.dumps(weak))
+    cfg["emr"].update(subnet_id=private_subnet, security_configuration="weak")
+    with pytest.raises(ValueError, match=r"emr\.security_configuration.*local-disk encryption.*in-transit"):
+        emr.up(cfg, overrides=cfg["_overrides"], wheelhouse=wheelhouse, wait_for=False)
+    cfg["emr"]["security_configuration"] = "missing"
+    with pytest.raises(ValueError, match=r"emr\.security_configuration.*cannot be read"):
+        emr.up(cfg, overrides=cfg["_overrides"], wheelhouse=wheelhouse, wait_for=False)
+    # loosened on purpose, the same configuration is accepted
+    cfg["emr"].update(security_configuration="weak", encryption={"local_disks": False, "in_transit": False})
+    out = emr.up(cfg, overrides=cfg["_overrides"], wheelhouse=wheelhouse, with_steps=False, wait_for=False)
+    assert client.describe_cluster(ClusterId=out["cluster_id"])["Cluster"]["SecurityConfiguration"] == "weak"
+
+
+def test_wheelhouse_lock_pins_every_wheel_by_hash(tmp_path):
+    folder = tmp_path / "wh"
+    folder.mkdir()
+    files = {"numpy-2.3.5-cp311-cp311-manylinux_2_28_x86_64.whl": b"numpy x86",
+             "numpy-2.3.5-cp311-cp311-manylinux_2_28_aarch64.whl": b"numpy arm",
+             "python_dateutil-2.9.0.post0-py2.py3-none-any.whl": b"dateutil",
+             WHEEL: b"project"}
+    for name, body in files.items():
+        (folder / name).write_bytes(body)
+    sha = {name: hashlib.sha256(body).hexdigest() for name, body in files.items()}
+    numpy = sorted([sha["numpy-2.3.5-cp311-cp311-manylinux_2_28_x86_64.whl"],
+                    sha["numpy-2.3.5-cp311-cp311-manylinux_2_28_aarch64.whl"]])
+    expected = ("# written by ecomrec_spark.aws.emr.lock_wheelhouse: every wheel of this folder, pinned and hashed\n"
+                f"ecomrec-spark=={emr.project_version()} --hash=sha256:{sha[WHEEL]}\n"
+                f"numpy==2.3.5 --hash=sha256:{numpy[0]} --hash=sha256:{numpy[1]}\n"
+                "python-dateutil==2.9.0.post0 --hash=sha256:"
+                f"{sha['python_dateutil-2.9.0.post0-py2.py3-none-any.whl']}\n")
+    assert emr.lock_wheelhouse(folder) == expected == (folder / "requirements.lock").read_text()
+    assert emr.wheelhouse_wheel(folder) == folder / WHEEL
+    (folder / "numpy-2.4.0-cp311-cp311-manylinux_2_28_x86_64.whl").write_bytes(b"newer")
+    with pytest.raises(ValueError, match="numpy 2.3.5 and 2.4.0"):
+        emr.lock_wheelhouse(folder)
+    with pytest.raises(ValueError, match="no wheels"):
+        emr.lock_wheelhouse(tmp_path)
+    with pytest.raises(FileNotFoundError, match="requirements.lock"):
+        emr.wheelhouse_wheel(tmp_path)
+
+
+def test_build_wheelhouse_resolves_once_for_the_nodes_python_and_cpu(monkeypatch, tmp_path, wheel):
+    calls = []
+
+    def fake_download(cmd, **kwargs):  # stands in for pip download (no index here): one wheel per call
+        calls.append(cmd)
+        dest = Path(cmd[cmd.index("--dest") + 1])
+        arch = "aarch64" if "manylinux_2_34_aarch64" in cmd else "x86_64"
+        name = ("delta_spark-4.0.0-py3-none-any.whl" if "--no-deps" in cmd
+                else f"numpy-2.3.5-cp311-cp311-manylinux_2_28_{arch}.whl")
+        (dest / name).write_bytes(name.encode())
+
+    monkeypatch.setattr(emr, "_run", fake_download)
+    out = tmp_path / "wh"
+    out.mkdir()
+    (out / "stale-1.0-py3-none-any.whl").write_bytes(b"old")  # a rebuilt wheelhouse keeps nothing old
+    s = emr.resolve_settings({**SETTINGS, "instance_fleets": [
+        {"role": "MASTER", "instance_types": ["m7g.xlarge"], "on_demand": 1},
+        {"role": "CORE", "instance_types": ["m6i.2xlarge", "r6gd.2xlarge"], "on_demand": 2}]})
+    assert emr.node_architectures(s) == ["aarch64", "x86_64"]
+    assert emr.node_architectures(emr.resolve_settings(SETTINGS)) == ["x86_64"]
+    emr.build_wheelhouse(wheel, out, python_version=emr.node_python_version(s), architectures=emr.node_architectures(s))
+    no_deps, deps = emr.runtime_requirements()
+    for cmd, arch in zip(calls[::2], ("aarch64", "x86_64"), strict=True):
+        assert cmd == [sys.executable, "-m", "pip", "download", "--only-binary=:all:",
+                       "--platform", f"manylinux_2_34_{arch}", "--platform", f"manylinux_2_28_{arch}",
+                       "--platform", f"manylinux_2_17_{arch}", "--platform", f"manylinux2014_{arch}",
+                       "--python-version", "3.11", "--implementation", "cp", "--dest", str(out), "--quiet", *deps]
+    assert all(cmd[-2:] == ["--no-deps", *no_deps] for cmd in calls[1::2])
+    assert sorted(p.name for p in out.iterdir()) == [
+        "delta_spark-4.0.0-py3-none-any.whl", WHEEL, "numpy-2.3.5-cp311-cp311-manylinux_2_28_aarch64.whl",
+        "numpy-2.3.5-cp311-cp311-manylinux_2_28_x86_64.whl", "requirements.lock"]
+    assert [line.split(" ")[0] for line in (out / "requirements.lock").read_text().splitlines()[1:]] == [
+        "delta-spark==4.0.0", f"ecomrec-spark=={emr.project_version()}", "numpy==2.3.5"]
+
+
+def test_pack_venv_installs_the_locked_wheelhouse_by_hash(monkeypatch, tmp_path, wheelhouse):
+    calls = []
+    monkeypatch.setattr(emr, "_run", lambda cmd, **kwargs: calls.append(cmd))
+    emr.pack_venv(wheelhouse / WHEEL, tmp_path / "venv.tar.gz", python="python3.11", wheelhouse=wheelhouse)
+    env = Path(calls[0][-1])
+    assert calls == [
+        ["python3.11", "-m", "venv", str(env)],
+        [str(env / "bin" / "python"), "-m", "pip", "install", "--quiet", "--no-index", "--find-links", str(wheelhouse),
+         "--require-hashes", "--no-deps", "-r", str(wheelhouse / "requirements.lock")],
+        [str(env / "bin" / "python"), "-m", "pip", "install", "--quiet", "venv-pack==0.2.0"],
+        [str(env / "bin" / "venv-pack"), "-p", str(env), "-o", str(tmp_path / "venv.tar.gz"), "-f"]]
+
+
+def test_bootstrap_installs_only_the_locked_wheels_from_s3():
+    script = emr.BOOTSTRAP_SCRIPT.read_text()
+    installs = [line for line in script.splitlines() if "pip install" in line or line.strip().startswith("--no-index")
+                or line.strip().startswith("-r ")]
+    assert installs == ['sudo "$PYTHON" -m pip install --quiet --no-warn-script-location \\',
+                        '  --no-index --find-links "$workdir/wheelhouse" --require-hashes --no-deps \\',
+                        '  -r "$workdir/wheelhouse/requirements.lock"']
 
 
 def test_step_requests_follow_the_pipeline_in_order():
@@ -264,12 +455,21 @@ def test_serverless_request_shapes():
 # Against moto
 # ----------------------------------------------------------------------------------------------
 
-def test_up_uploads_and_creates_a_cluster_then_submit_adds_the_steps(aws, cfg, wheel):
-    out = emr.up(cfg, overrides=cfg["_overrides"], wheel=wheel, with_steps=False, wait_for=False)
+def test_up_uploads_and_creates_a_cluster_then_submit_adds_the_steps(aws, cfg, wheelhouse, private_subnet):
+    cfg["emr"]["subnet_id"] = private_subnet
+    out = emr.up(cfg, overrides=cfg["_overrides"], wheelhouse=wheelhouse, with_steps=False, wait_for=False)
     cluster_id = out["cluster_id"]
     client = boto3.client("emr", region_name=REGION)
     cluster = client.describe_cluster(ClusterId=cluster_id)["Cluster"]
     assert cluster["ReleaseLabel"] == "emr-spark-8.0.0"
+    # the safe defaults reached EMR: the security configuration up created, private subnet, not visible to all
+    name = out["create_security_configuration"]["Name"]
+    assert json.loads(client.describe_security_configuration(Name=name)["SecurityConfiguration"]) == SECURITY_DOC
+    assert (cluster["SecurityConfiguration"], cluster["VisibleToAllUsers"]) == (name, False)
+    assert cluster["Ec2InstanceAttributes"]["Ec2SubnetId"] == private_subnet
+    # a second up reuses the configuration (same document, same name) instead of failing on "already exists"
+    assert emr.up(cfg, overrides=cfg["_overrides"], wheelhouse=wheelhouse, with_steps=False,
+                  wait_for=False)["run_job_flow"]["SecurityConfiguration"] == name
     assert cluster["Status"]["State"] == "WAITING"  # kept alive for submit; auto-termination ends it when idle
     assert [c["Classification"] for c in cluster["Configurations"]] == ["delta-defaults", "spark-defaults",
                                                                         "spark-hive-site", "spark-env"]
@@ -277,16 +477,21 @@ def test_up_uploads_and_creates_a_cluster_then_submit_adds_the_steps(aws, cfg, w
         "AWSGlueDataCatalogHiveClientFactory")
     assert cluster["LogUri"] == f"s3://{BUCKET}/logs/emr/"
     action = client.list_bootstrap_actions(ClusterId=cluster_id)["BootstrapActions"][0]
-    assert action["ScriptPath"] == f"{BASE}bootstrap/install-wheel.sh" and action["Args"][1] == f"{BASE}{WHEEL}"
+    assert action["ScriptPath"] == f"{BASE}bootstrap/install-wheel.sh"
+    assert action["Args"] == ["/usr/bin/python3.11", f"{BASE}wheelhouse/"]
 
-    # the wheel, every job script, the config and the bootstrap script landed in moto's bucket
+    # the wheelhouse (wheels + lock), every job script, the config and the bootstrap script landed in moto's bucket
     s3 = boto3.client("s3", region_name=REGION)
     keys = {o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET)["Contents"]}
     prefix = BASE[len(f"s3://{BUCKET}/"):]
     scripts = {f"{prefix}jobs/{p.name}" for p in (config.REPO_ROOT / "jobs").glob("*.py")}
-    assert keys == {f"{prefix}{WHEEL}", f"{prefix}conf/emr.yaml", f"{prefix}bootstrap/install-wheel.sh"} | scripts
+    house = {f"{prefix}wheelhouse/{n}" for n in (WHEEL, "six-1.17.0-py2.py3-none-any.whl", "requirements.lock")}
+    assert keys == house | {f"{prefix}conf/emr.yaml", f"{prefix}bootstrap/install-wheel.sh"} | scripts
     assert {f"{prefix}jobs/{s}" for s in EXPECTED_SCRIPTS} <= keys
-    assert s3.get_object(Bucket=BUCKET, Key=f"{prefix}{WHEEL}")["Body"].read() == wheel.read_bytes()
+    assert s3.get_object(Bucket=BUCKET, Key=f"{prefix}wheelhouse/{WHEEL}")["Body"].read() == (
+        wheelhouse / WHEEL).read_bytes()
+    assert s3.get_object(Bucket=BUCKET, Key=f"{prefix}wheelhouse/requirements.lock")["Body"].read() == (
+        wheelhouse / "requirements.lock").read_bytes()
     shipped = yaml.safe_load(s3.get_object(Bucket=BUCKET, Key=f"{prefix}conf/emr.yaml")["Body"].read())
     assert "emr" not in shipped  # launcher-only section stays home
     assert shipped["paths"]["lake"] == "s3://<bucket>/lake"  # the steps' --set fills it in
@@ -322,8 +527,9 @@ def _set_step_states(cluster_id: str, states: dict[str, str]) -> None:
             step.state = states[step.name]
 
 
-def test_up_with_steps_then_wait_reports_completion_and_failures(aws, cfg, wheel, caplog):
-    out = emr.up(cfg, overrides=cfg["_overrides"], wheel=wheel, wait_for=False)
+def test_up_with_steps_then_wait_reports_completion_and_failures(aws, cfg, wheelhouse, private_subnet, caplog):
+    cfg["emr"]["subnet_id"] = private_subnet
+    out = emr.up(cfg, overrides=cfg["_overrides"], wheelhouse=wheelhouse, wait_for=False)
     cluster_id, step_ids = out["cluster_id"], out["step_ids"]
     assert out["run_job_flow"]["Steps"] == [
         {"Name": f"ecomrec {j}", "ActionOnFailure": "CANCEL_AND_WAIT",
@@ -355,8 +561,9 @@ def test_up_with_steps_then_wait_reports_completion_and_failures(aws, cfg, wheel
         emr.wait(cluster_id, step_ids, timeout=60, sleep=lambda s: None, clock=lambda: next(ticks))
 
 
-def test_logs_lists_the_step_folder_and_tails_stderr(aws, cfg, wheel):
-    out = emr.up(cfg, overrides=cfg["_overrides"], wheel=wheel, jobs=["ingest"], wait_for=False)
+def test_logs_lists_the_step_folder_and_tails_stderr(aws, cfg, wheelhouse, private_subnet):
+    cfg["emr"]["subnet_id"] = private_subnet
+    out = emr.up(cfg, overrides=cfg["_overrides"], wheelhouse=wheelhouse, jobs=["ingest"], wait_for=False)
     cluster_id, step_id = out["cluster_id"], out["step_ids"][0]
     s3 = boto3.client("s3", region_name=REGION)
     folder = f"logs/emr/{cluster_id}/steps/{step_id}/"
@@ -408,8 +615,10 @@ def test_upload_needs_an_existing_bucket(aws, tmp_path):
 # IAM
 # ----------------------------------------------------------------------------------------------
 
-def test_rendered_job_role_policy_names_only_the_bucket_prefixes_and_database():
-    settings = {**SETTINGS, "prefix": "team/ecomrec/", "glue_database": "shop"}
+def test_rendered_policies_are_exactly_least_privilege():
+    certs = f"s3://{BUCKET}/team/ecomrec/artifacts/certs/emr.zip"  # under artifacts/: the role reads it already
+    settings = {**SETTINGS, "prefix": "team/ecomrec/", "glue_database": "shop",
+                "encryption": {**SECURE["encryption"], "tls_certificates": certs}}
     docs = emr.render_iam(settings, ACCOUNT)
     assert set(docs) == set(emr.IAM_FILES)
     for name, doc in docs.items():
@@ -417,34 +626,88 @@ def test_rendered_job_role_policy_names_only_the_bucket_prefixes_and_database():
         assert json.loads(text) == doc and "${" not in text, name  # valid JSON, no placeholder left
         assert json.loads((emr.IAM_DIR / name).read_text())  # the templates themselves are valid JSON
 
-    policy = docs["job-role-policy.json"]
-    statements = {s["Sid"]: s for s in policy["Statement"]}
-    resources = [r for s in policy["Statement"] for r in ([s["Resource"]] if isinstance(s["Resource"], str)
-                                                          else s["Resource"])]
-    assert "*" not in resources
-    prefixes = [f"team/ecomrec/{p}" for p in ("raw/", "lake/", "reports/", "artifacts/", "logs/")]
-    objects = statements["ReadWriteObjectsUnderTheProjectPrefixes"]
-    assert objects["Resource"] == [f"arn:aws:s3:::{BUCKET}/{p}*" for p in prefixes] + [
-        f"arn:aws:s3:::{BUCKET}/{p.rstrip('/')}_$folder$" for p in prefixes]
-    assert set(objects["Action"]) >= {"s3:GetObject", "s3:PutObject", "s3:DeleteObject"}
-    listing = statements["ListOnlyTheProjectPrefixes"]
-    assert listing["Resource"] == f"arn:aws:s3:::{BUCKET}"
-    assert listing["Condition"]["StringLike"]["s3:prefix"] == [f"{p}*" for p in prefixes] + [
-        p.rstrip("/") for p in prefixes]
-    s3_arns = {r for r in resources if r.startswith("arn:aws:s3")}
-    assert all(r == f"arn:aws:s3:::{BUCKET}" or r.startswith(f"arn:aws:s3:::{BUCKET}/team/ecomrec/")
-               for r in s3_arns)
-    glue = [r for r in resources if r.startswith("arn:aws:glue")]
-    assert all(r.startswith(f"arn:aws:glue:{REGION}:{ACCOUNT}:") for r in glue)
-    named = {r.split(":", 5)[5] for r in glue}
-    assert named == {"catalog", "database/shop", "table/shop/*", "userDefinedFunction/shop/*", "database/default"}
-    assert statements["GlueDefaultDatabaseExistsCheckOnly"]["Action"] == "glue:GetDatabase"  # read-only on default
+    obj = f"arn:aws:s3:::{BUCKET}/team/ecomrec"
+    glue = f"arn:aws:glue:{REGION}:{ACCOUNT}"
+    assert docs["job-role-policy.json"] == {"Version": "2012-10-17", "Statement": [
+        # listing: the four data and code prefixes, never logs/
+        {"Sid": "ListOnlyTheProjectPrefixesNotTheLogs", "Effect": "Allow", "Action": "s3:ListBucket",
+         "Resource": f"arn:aws:s3:::{BUCKET}", "Condition": {"StringLike": {"s3:prefix": [
+             "team/ecomrec/raw/*", "team/ecomrec/artifacts/*", "team/ecomrec/lake/*", "team/ecomrec/reports/*",
+             "team/ecomrec/raw", "team/ecomrec/artifacts", "team/ecomrec/lake", "team/ecomrec/reports"]}}},
+        {"Sid": "LocateTheBucket", "Effect": "Allow", "Action": "s3:GetBucketLocation",
+         "Resource": f"arn:aws:s3:::{BUCKET}"},
+        # raw/ and artifacts/ (the bootstrap and the wheel run as root on later clusters): read only
+        {"Sid": "ReadOnlyTheInputsAndTheCode", "Effect": "Allow", "Action": "s3:GetObject",
+         "Resource": [f"{obj}/raw/*", f"{obj}/artifacts/*"]},
+        # the lake and the reports: read-write, and nothing else is
+        {"Sid": "ReadWriteOnlyTheLakeAndTheReports", "Effect": "Allow",
+         "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload",
+                    "s3:ListMultipartUploadParts"],
+         "Resource": [f"{obj}/lake/*", f"{obj}/reports/*", f"{obj}/lake_$folder$", f"{obj}/reports_$folder$"]},
+        # logs/: put only
+        {"Sid": "PutOnlyTheLogs", "Effect": "Allow", "Action": "s3:PutObject", "Resource": [f"{obj}/logs/*"]},
+        {"Sid": "GlueCatalogOnlyTheProjectDatabase", "Effect": "Allow",
+         "Action": ["glue:GetDatabase", "glue:CreateDatabase", "glue:UpdateDatabase", "glue:GetTable",
+                    "glue:GetTables", "glue:CreateTable", "glue:UpdateTable", "glue:DeleteTable",
+                    "glue:BatchDeleteTable", "glue:GetPartition", "glue:GetPartitions", "glue:BatchGetPartition",
+                    "glue:GetUserDefinedFunction", "glue:GetUserDefinedFunctions"],
+         "Resource": [f"{glue}:catalog", f"{glue}:database/shop", f"{glue}:table/shop/*",
+                      f"{glue}:userDefinedFunction/shop/*"]},
+        {"Sid": "GlueDefaultDatabaseExistsCheckOnly", "Effect": "Allow", "Action": "glue:GetDatabase",
+         "Resource": [f"{glue}:catalog", f"{glue}:database/default"]},
+        # the nodes encrypt their disks with exactly the configured key
+        {"Sid": "UseTheLocalDiskKey", "Effect": "Allow",
+         "Action": ["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:DescribeKey"],
+         "Resource": DISK_KEY},
+    ]}
+    assert docs["service-role-policy.json"] == {"Version": "2012-10-17", "Statement": [
+        {"Sid": "PassOnlyTheProjectInstanceProfileRoleToEc2", "Effect": "Allow", "Action": "iam:PassRole",
+         "Resource": f"arn:aws:iam::{ACCOUNT}:role/ecomrec-emr-ec2",
+         "Condition": {"StringLike": {"iam:PassedToService": "ec2.amazonaws.com*"}}},
+        {"Sid": "EncryptTheEbsVolumesWithTheLocalDiskKey", "Effect": "Allow",
+         "Action": ["kms:Decrypt", "kms:DescribeKey", "kms:GenerateDataKeyWithoutPlaintext", "kms:ReEncrypt*"],
+         "Resource": DISK_KEY},
+        {"Sid": "GrantTheLocalDiskKeyToEc2Only", "Effect": "Allow", "Action": "kms:CreateGrant", "Resource": DISK_KEY,
+         "Condition": {"Bool": {"kms:GrantIsForAWSResource": "true"}}},
+    ]}
+    assert docs["trust-emr.json"]["Statement"][0]["Condition"] == {
+        "StringEquals": {"aws:SourceAccount": ACCOUNT},
+        "ArnLike": {"aws:SourceArn": f"arn:aws:elasticmapreduce:{REGION}:{ACCOUNT}:*"}}
+    assert docs["trust-ec2.json"]["Statement"] == [{"Sid": "ClusterInstancesAssumeTheJobRole", "Effect": "Allow",
+                                                    "Principal": {"Service": "ec2.amazonaws.com"},
+                                                    "Action": "sts:AssumeRole"}]
+    # EMR Serverless job runs assume the same job role, and only for this account's applications
+    assert docs["trust-emr-serverless.json"]["Statement"] == [{
+        "Sid": "EmrServerlessAssumesTheJobRoleForThisAccountOnly", "Effect": "Allow",
+        "Principal": {"Service": "emr-serverless.amazonaws.com"}, "Action": "sts:AssumeRole",
+        "Condition": {"StringEquals": {"aws:SourceAccount": ACCOUNT},
+                      "ArnLike": {"aws:SourceArn": f"arn:aws:emr-serverless:{REGION}:{ACCOUNT}:/applications/*"}}}]
 
-    passrole = docs["service-role-policy.json"]["Statement"][0]
-    assert passrole["Resource"] == f"arn:aws:iam::{ACCOUNT}:role/ecomrec-emr-ec2"
-    assert passrole["Condition"] == {"StringLike": {"iam:PassedToService": "ec2.amazonaws.com*"}}
-    assert docs["trust-emr.json"]["Statement"][0]["Condition"]["StringEquals"] == {"aws:SourceAccount": ACCOUNT}
-    assert docs["trust-ec2.json"]["Statement"][0]["Principal"] == {"Service": "ec2.amazonaws.com"}
+
+def test_encryption_adds_rights_on_exactly_its_keys_and_certificates():
+    s3_key = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/s3-0000"
+    outside = "s3://certs-bucket/emr/provider.jar"
+    s = emr.resolve_settings({**SETTINGS, "encryption": {
+        "s3": "SSE-KMS", "s3_kms_key": s3_key, "local_disks": False, "tls_certificates": outside,
+        "tls_provider_class": "com.example.CertProvider"}})
+    assert emr.encryption_statements(s) == {
+        "job-role-policy.json": [
+            {"Sid": "UseTheS3Key", "Effect": "Allow", "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
+             "Resource": s3_key},
+            {"Sid": "ReadTheTlsCertificates", "Effect": "Allow", "Action": "s3:GetObject",
+             "Resource": "arn:aws:s3:::certs-bucket/emr/provider.jar"}],
+        "service-role-policy.json": []}
+    assert emr.security_configuration_doc(s) == {"EncryptionConfiguration": {
+        "EnableAtRestEncryption": True, "EnableInTransitEncryption": True,
+        "AtRestEncryptionConfiguration": {"S3EncryptionConfiguration": {"EncryptionMode": "SSE-KMS",
+                                                                        "AwsKmsKey": s3_key}},
+        "InTransitEncryptionConfiguration": {"TLSCertificateConfiguration": {
+            "CertificateProviderType": "Custom", "S3Object": outside,
+            "CertificateProviderClass": "com.example.CertProvider"}}}}
+    # a named security configuration keeps its keys to itself: no extra rights are rendered for it
+    named = emr.resolve_settings({**SETTINGS, "security_configuration": "corp-standard"})
+    assert emr.encryption_statements(named) == {"job-role-policy.json": [], "service-role-policy.json": []}
+    assert emr.security_configuration_request(named) is None
 
 
 def test_job_role_gets_dynamodb_rights_only_on_the_serving_tables_when_publish_writes_dynamodb(no_boto, conf_file,
@@ -514,6 +777,24 @@ def test_render_policy_rejects_bad_inputs():
     ({"job_flow_role": "bad role"}, "emr.job_flow_role"),
     ({"mode": "serverless"}, "emr.serverless.execution_role_arn"),
     ({"regoin": REGION}, "emr.regoin"),
+    # the safe defaults: each requirement names the key that provides it or loosens it on purpose
+    ({"subnet_id": None}, "emr.subnet_id"),
+    ({"encryption": {"local_disk_kms_key": None, "tls_certificates": CERTS}}, "emr.encryption.local_disk_kms_key"),
+    ({"encryption": {"local_disk_kms_key": DISK_KEY, "tls_certificates": None}}, "emr.encryption.tls_certificates"),
+    ({"encryption": {**SECURE["encryption"], "s3": "SSE-KMS"}}, "emr.encryption.s3_kms_key"),
+    ({"encryption": {**SECURE["encryption"], "s3": "AES256"}}, "emr.encryption.s3"),
+    ({"encryption": {**SECURE["encryption"], "in_transit": "yes"}}, "emr.encryption.in_transit"),
+    ({"encryption": {**SECURE["encryption"], "tls_certificates": f"s3://{BUCKET}/certs/privateKey.pem"}},
+     "emr.encryption.tls_certificates"),
+    ({"encryption": {**SECURE["encryption"], "tls_provider_class": "not a class"}},
+     "emr.encryption.tls_provider_class"),
+    ({"encryption": {**SECURE["encryption"], "local_disk_kms_key": "alias/emr"}}, "emr.encryption.local_disk_kms_key"),
+    ({"encryption": {**SECURE["encryption"], "local_disk_kms_key": DISK_KEY.replace(REGION, "us-east-1")}},
+     "emr.encryption.local_disk_kms_key"),
+    ({"encryption": {"at_rest": False}}, "emr.encryption.at_rest"),
+    ({"visible_to_all_users": "no"}, "emr.visible_to_all_users"),
+    ({"require_private_subnet": 0}, "emr.require_private_subnet"),
+    ({"python": "/usr/bin/python3"}, "emr.python"),
 ])
 def test_bad_settings_raise_before_any_boto3_call(no_boto, section, key):
     with pytest.raises(ValueError, match=key.replace(".", r"\.").replace("[", r"\[")):
@@ -533,6 +814,10 @@ def test_bad_ids_paths_and_uris_raise_before_any_boto3_call(no_boto, cfg):
         emr.cluster_request(SETTINGS, {**PATHS, "lake": "s3://another-bucket/lake"}, f"{BASE}{WHEEL}")
     with pytest.raises(ValueError, match=r"paths\.raw.*outside"):
         emr.cluster_request(SETTINGS, {**PATHS, "raw": f"s3://{BUCKET}/elsewhere/raw"}, f"{BASE}{WHEEL}")
+    with pytest.raises(ValueError, match=r"paths\.lake.*outside s3://ecomrec-test/lake/"):  # raw/ is read-only
+        emr.cluster_request(SETTINGS, {**PATHS, "lake": f"s3://{BUCKET}/raw/lake"}, f"{BASE}{WHEEL}")
+    with pytest.raises(ValueError, match=r"paths\.raw.*outside s3://ecomrec-test/raw/"):  # lake/ is writable
+        emr.cluster_request(SETTINGS, {**PATHS, "raw": f"s3://{BUCKET}/lake/raw"}, f"{BASE}{WHEEL}")
     with pytest.raises(ValueError, match=r"paths\.raw.*s3://"):
         emr.cluster_request(SETTINGS, {**PATHS, "raw": f"s3a://{BUCKET}/raw"}, f"{BASE}{WHEEL}")
     with pytest.raises(ValueError, match="unknown job 'recommend'"):
@@ -549,6 +834,10 @@ def test_cli_dry_run_prints_the_exact_requests_without_aws(no_boto, conf_file, c
     printed = json.loads(capsys.readouterr().out)
     request = printed["run_job_flow"]
     assert request["ReleaseLabel"] == "emr-spark-8.0.0"
+    # the safe defaults are in what would be sent
+    assert printed["create_security_configuration"]["Name"] == request["SecurityConfiguration"] == SECURITY_NAME
+    assert json.loads(printed["create_security_configuration"]["SecurityConfiguration"]) == SECURITY_DOC
+    assert (request["VisibleToAllUsers"], request["Instances"]["Ec2SubnetId"]) == (False, SUBNET)
     # <bucket> in paths.* is filled from emr.bucket and forwarded to every job, as are the user's --set
     sets = [f"paths.{k}=s3://{BUCKET}/{k}" for k in ("raw", "lake", "generated", "reports")] + ["recommend.k=20"]
     assert [s["HadoopJarStep"]["Args"] for s in request["Steps"]] == [

@@ -5,25 +5,40 @@ exact boto3 requests, ships the project to S3 and drives the cluster:
 
 * **packaging** -- :func:`build_wheel` builds the project wheel (``pip wheel``),
   :func:`plan_uploads` lists what goes to ``s3://<bucket>/<prefix>artifacts/ecomrec-<version>/``
-  (the wheel, ``jobs/*.py``, the run config, the bootstrap script) and :func:`upload` puts it there.
-  The default shipping method is ``bootstrap``: ``emr/bootstrap/install-wheel.sh`` pip-installs the
-  wheel on every node.  ``archive`` ships a packed venv (:func:`pack_venv`) through ``spark.archives``
-  instead; EMR Serverless always uses the archive (it has no bootstrap actions).
+  (the wheelhouse, ``jobs/*.py``, the run config, the bootstrap script) and :func:`upload` puts it there.
+  The default shipping method is ``bootstrap``: :func:`build_wheelhouse` resolves the dependencies once,
+  at package time, into wheels for the nodes' Python and CPU, :func:`lock_wheelhouse` pins each by
+  SHA-256, and ``emr/bootstrap/install-wheel.sh`` installs exactly those files on every node
+  (``--no-index --require-hashes --no-deps``).  ``archive`` ships a packed venv (:func:`pack_venv`, built
+  from the same lock) through ``spark.archives`` instead; EMR Serverless always uses the archive (it has
+  no bootstrap actions).
+* **safe defaults** -- a new cluster needs a private subnet (:func:`check_private_subnet`), is not
+  visible to all users, and runs with a security configuration encrypting S3 (SSE), the local disks
+  (KMS) and the traffic between nodes (TLS) (:func:`security_configuration_request`, or a named one
+  checked by :func:`ensure_security_configuration`).  Each loosens only through its own ``emr.*`` key,
+  and :func:`check_launch_security` names the key before any AWS call.
 * **requests** -- :func:`cluster_request` (``run_job_flow``), :func:`step_requests`
   (``add_job_flow_steps``: one ``command-runner.jar`` / ``spark-submit`` step per pipeline job, in
   pipeline order) and :func:`serverless_requests` (``create_application`` / ``start_job_run``).
 * **operations** -- :func:`up`, :func:`submit`, :func:`status`, :func:`logs`, :func:`down` and
   :func:`wait`; ``ecomrec emr up|submit|status|logs|down|wait|policy`` is :func:`main`.
 * **IAM** -- :func:`render_policy` fills the templates in ``emr/iam/`` for one bucket, its
-  project prefixes and one Glue database; with ``serving.store: dynamodb`` the job role also
-  gets the publish job's rights on the serving tables only (:func:`serving_statement`).
+  project prefixes and one Glue database: the job role reads ``raw/`` and ``artifacts/``, only puts
+  to ``logs/`` and reads and writes only ``lake/`` and ``reports/`` (:data:`POLICY_PREFIXES`); the
+  encryption keys add rights on exactly those keys (:func:`encryption_statements`); with
+  ``serving.store: dynamodb`` the job role also gets the publish job's rights on the serving tables
+  only (:func:`serving_statement`), and the API role reads them and puts events only
+  (:func:`api_role_policy`).
 
 Every value is validated before the first AWS call; a bad one raises ``ValueError`` naming the
 config key and the fix.  Credentials never come from config: boto3's default chain is used
 (``AWS_PROFILE``, SSO, environment, instance role), and config keys that look like credentials are
 rejected.
 
->>> req = cluster_request({"bucket": "my-bucket", "region": "eu-west-1"}, {}, "s3://my-bucket/artifacts/x.whl")
+>>> safe = {"subnet_id": "subnet-0123456789abcdef0", "encryption": {
+...     "local_disk_kms_key": "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+...     "tls_certificates": "s3://my-bucket/artifacts/certs/emr.zip"}}
+>>> req = cluster_request({"bucket": "my-bucket", "region": "eu-west-1", **safe}, {}, "s3://my-bucket/artifacts/x.whl")
 >>> req["ReleaseLabel"], [c["Classification"] for c in req["Configurations"]][:3]
 ('emr-spark-8.0.0', ['delta-defaults', 'spark-defaults', 'spark-hive-site'])
 """
@@ -33,10 +48,12 @@ from __future__ import annotations
 import argparse
 import copy
 import gzip
+import hashlib
 import io
 import json
 import logging
 import os
+import platform
 import re
 import subprocess
 import sys
@@ -53,6 +70,7 @@ import boto3
 import yaml
 from botocore.exceptions import BotoCoreError, ClientError
 
+from ecomrec_spark.aws import s3 as _s3  # upload-raw's size + MD5 rule decides what is sent again
 from ecomrec_spark.config import REPO_ROOT, load_config, parse_overrides
 
 log = logging.getLogger(__name__)
@@ -64,6 +82,8 @@ log = logging.getLogger(__name__)
 DEFAULT_RELEASE_LABEL = "emr-spark-8.0.0"  # Spark 4.0.2-amzn-0, Delta 4.0.0-amzn-1, Scala 2.13, Java 17
 DEFAULT_CONF = REPO_ROOT / "conf" / "emr.yaml"
 BOOTSTRAP_SCRIPT = REPO_ROOT / "emr" / "bootstrap" / "install-wheel.sh"
+WHEELHOUSE = "wheelhouse/"  # under the artifacts' version prefix
+LOCK_NAME = "requirements.lock"  # in the wheelhouse: name==version --hash=sha256:... for every wheel in it
 IAM_DIR = REPO_ROOT / "emr" / "iam"
 
 #: The pipeline, in order: (command, script under jobs/).  Same order as ``stages.PIPELINE``.
@@ -93,8 +113,17 @@ MANAGED_POLICY_TAG = "for-use-with-amazon-emr-managed-policies"  # AmazonEMRServ
 # Where EMR Serverless keeps Delta (EMR 7+ names the jar delta-spark.jar); spark.jars must list them.
 SERVERLESS_DELTA_JARS = ["/usr/share/aws/delta/lib/delta-spark.jar", "/usr/share/aws/delta/lib/delta-storage.jar"]
 
-#: Key prefixes (under ``emr.prefix``) the job role may touch; the data paths must lie under them.
-POLICY_PREFIXES = ("raw/", "lake/", "reports/", "artifacts/", "logs/")
+#: Key prefixes (under ``emr.prefix``) the job role may touch, by what it may do there.  The bootstrap and
+#: the wheel run as root on every future cluster, so a job must not be able to rewrite its own code
+#: (``artifacts/``) or the inputs it is accounted against (``raw/``); logs are written, never read back.
+POLICY_PREFIXES: dict[str, tuple[str, ...]] = {
+    "read": ("raw/", "artifacts/"),  # GetObject only
+    "write": ("lake/", "reports/"),  # Get, Put, Delete (+ multipart clean-up)
+    "log": ("logs/",),  # PutObject only
+    "list": ("raw/", "artifacts/", "lake/", "reports/"),  # ListBucket with these as s3:prefix; not logs/
+}
+#: Which prefix each data path must lie under (so it gets the rights it needs and no more).
+PATH_PREFIXES = {"raw": "raw/", "lake": "lake/", "reports": "reports/"}
 
 # Requirements that EMR already provides (pyspark) or that must not pull pyspark in (delta-spark).
 _PROVIDED = {"pyspark"}
@@ -260,7 +289,18 @@ DEFAULTS: dict[str, Any] = {
     "glue_database": "ecomrec",
     "subnet_id": None,
     "ec2_key_name": None,
-    "security_configuration": None,
+    "security_configuration": None,  # an existing EMR security configuration to require; null: `up` makes one
+    "encryption": {  # what the security configuration must encrypt; each off only on purpose (conf/emr.yaml)
+        "s3": "SSE-S3",  # SSE-S3 | SSE-KMS (s3_kms_key) | false
+        "s3_kms_key": None,
+        "local_disks": True,  # instance store and EBS volumes (EnableEbsEncryption); needs local_disk_kms_key
+        "local_disk_kms_key": None,
+        "in_transit": True,  # TLS between the nodes; needs tls_certificates
+        "tls_certificates": None,  # s3://.../certs.zip (PEM) or s3://.../provider.jar with tls_provider_class
+        "tls_provider_class": None,
+    },
+    "require_private_subnet": True,  # false: allow no subnet_id (the default VPC's public subnet) or a public one
+    "visible_to_all_users": False,  # true: every IAM principal of the account with EMR rights sees the cluster
     "ebs_root_volume_gb": None,
     "instance_groups": [
         {"role": "MASTER", "instance_type": "m6i.xlarge", "count": 1},
@@ -280,6 +320,9 @@ DEFAULTS: dict[str, Any] = {
         "delta_jars": SERVERLESS_DELTA_JARS,
     },
 }
+
+
+_SECTIONS = ("serverless", "encryption")  # nested sections whose keys are checked like the top level
 
 
 def resolve_settings(section: Mapping[str, Any] | None, *, need_bucket: bool = True) -> dict[str, Any]:
@@ -309,12 +352,12 @@ def resolve_settings(section: Mapping[str, Any] | None, *, need_bucket: bool = T
         raise ValueError(f"unknown config key 'emr.{unknown[0]}'; allowed: {', '.join(sorted(DEFAULTS))}")
     s = copy.deepcopy(DEFAULTS)
     for key, value in section.items():
-        if key == "serverless" and isinstance(value, Mapping):
-            bad = sorted(set(value) - set(DEFAULTS["serverless"]))
+        if key in _SECTIONS and isinstance(value, Mapping):
+            bad = sorted(set(value) - set(DEFAULTS[key]))
             if bad:
-                raise ValueError(f"unknown config key 'emr.serverless.{bad[0]}'; allowed: "
-                                 f"{', '.join(sorted(DEFAULTS['serverless']))}")
-            s["serverless"].update(copy.deepcopy(dict(value)))
+                raise ValueError(f"unknown config key 'emr.{key}.{bad[0]}'; allowed: "
+                                 f"{', '.join(sorted(DEFAULTS[key]))}")
+            s[key].update(copy.deepcopy(dict(value)))
         else:
             s[key] = copy.deepcopy(value)
 
@@ -397,7 +440,144 @@ def resolve_settings(section: Mapping[str, Any] | None, *, need_bucket: bool = T
     elif s["bucket"]:
         s["log_uri"] = f"s3://{s['bucket']}/{s['prefix']}logs/emr/"
     _check_serverless(s)
+    _check_security(s)
     return s
+
+
+_KMS_KEY_ARN = re.compile(r"^arn:aws(?:-[a-z]+)*:kms:([a-z0-9-]+):\d{12}:key/[A-Za-z0-9-]{1,128}$")
+_JAVA_CLASS = re.compile(r"^[A-Za-z_$][\w$]*(?:\.[A-Za-z_$][\w$]*)+$")
+_S3_MODES = ("SSE-S3", "SSE-KMS")
+
+
+def _check_security(s: dict[str, Any]) -> None:
+    """Types and shapes of the safe-default keys; what a launch requires is :func:`check_launch_security`."""
+    for key in ("require_private_subnet", "visible_to_all_users"):
+        if not isinstance(s[key], bool):
+            raise _bad(f"emr.{key}", s[key], "must be true or false", f"--set emr.{key}={str(DEFAULTS[key]).lower()}")
+    e = s["encryption"]
+    if e["s3"] is not False and e["s3"] not in _S3_MODES:
+        raise _bad("emr.encryption.s3", e["s3"], "must be SSE-S3, SSE-KMS or false",
+                   "--set emr.encryption.s3=SSE-S3 (false turns EMRFS encryption off, on purpose)")
+    for key in ("local_disks", "in_transit"):
+        if not isinstance(e[key], bool):
+            raise _bad(f"emr.encryption.{key}", e[key], "must be true or false",
+                       f"--set emr.encryption.{key}=true (false turns it off, on purpose)")
+    for key in ("s3_kms_key", "local_disk_kms_key"):
+        m = _KMS_KEY_ARN.fullmatch(e[key]) if isinstance(e[key], str) else None
+        if e[key] is not None and not m:
+            raise _bad(f"emr.encryption.{key}", e[key], "is not a KMS key ARN (aliases cannot be granted in IAM)",
+                       f"--set emr.encryption.{key}=arn:aws:kms:{s['region']}:<account>:key/<key id>")
+        if m and m.group(1) != s["region"]:
+            raise _bad(f"emr.encryption.{key}", e[key], f"is not in the cluster's region {s['region']}",
+                       "use a key in emr.region: EMR only uses keys in the cluster's region")
+    cert, provider = e["tls_certificates"], e["tls_provider_class"]
+    if provider is not None and (not isinstance(provider, str) or not _JAVA_CLASS.fullmatch(provider)):
+        raise _bad("emr.encryption.tls_provider_class", provider, "is not a Java class name",
+                   "set it to your TLSArtifactsProvider class, like com.example.MyCertProvider, or null for a PEM zip")
+    if cert is not None:
+        check_s3_uri("emr.encryption.tls_certificates", cert)
+        want = ".jar" if provider else ".zip"
+        if not cert.endswith(want):
+            raise _bad("emr.encryption.tls_certificates", cert, f"must be a {want} object "
+                       + ("(the custom provider's jar)" if provider else
+                          "(a zip of privateKey.pem and certificateChain.pem, optionally trustedCertificates.pem)"),
+                       f"point it at s3://{s['bucket'] or '<bucket>'}/{s['prefix']}artifacts/certs/<name>{want}")
+
+
+def check_launch_security(s: Mapping[str, Any]) -> None:
+    """What a new cluster requires before any AWS call: a private subnet and the keys and certificates for
+    the encryption left on.  Each requirement names the key that loosens it on purpose.
+
+    With ``emr.security_configuration`` naming an existing configuration, its keys and certificates are
+    that configuration's business; :func:`check_security_configuration` compares it with ``encryption``.
+    """
+    if s["require_private_subnet"] and s["subnet_id"] is None:
+        raise _bad("emr.subnet_id", None, "is required: the cluster goes in a private subnet",
+                   "--set emr.subnet_id=subnet-... (private, tagged for-use-with-amazon-emr-managed-policies=true), "
+                   "or set emr.require_private_subnet: false to use the default VPC's public subnet on purpose")
+    if s["security_configuration"] is not None:
+        return
+    e = s["encryption"]
+    if e["s3"] == "SSE-KMS" and e["s3_kms_key"] is None:
+        raise _bad("emr.encryption.s3_kms_key", None, "is required with emr.encryption.s3: SSE-KMS",
+                   f"--set emr.encryption.s3_kms_key=arn:aws:kms:{s['region']}:<account>:key/<key id> "
+                   "(or emr.encryption.s3=SSE-S3)")
+    if e["local_disks"] and e["local_disk_kms_key"] is None:
+        raise _bad("emr.encryption.local_disk_kms_key", None,
+                   "is required while emr.encryption.local_disks is true (EMR encrypts local disks with a KMS key)",
+                   f"--set emr.encryption.local_disk_kms_key=arn:aws:kms:{s['region']}:<account>:key/<key id>, "
+                   "or set emr.encryption.local_disks: false on purpose")
+    if e["in_transit"] and e["tls_certificates"] is None:
+        raise _bad("emr.encryption.tls_certificates", None,
+                   "is required while emr.encryption.in_transit is true (EMR needs the nodes' TLS certificates)",
+                   f"--set emr.encryption.tls_certificates=s3://{s['bucket']}/{s['prefix']}artifacts/certs/emr.zip "
+                   "(privateKey.pem + certificateChain.pem), or set emr.encryption.in_transit: false on purpose")
+
+
+def security_configuration_doc(s: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The EMR ``SecurityConfiguration`` JSON for ``emr.encryption`` (``None`` when everything is off).
+
+    Examples
+    --------
+    >>> s = resolve_settings({"bucket": "b-1", "region": "eu-west-1", "encryption": {
+    ...     "local_disks": False, "in_transit": False}})
+    >>> enc = security_configuration_doc(s)["EncryptionConfiguration"]
+    >>> enc["EnableAtRestEncryption"], enc["EnableInTransitEncryption"], enc["AtRestEncryptionConfiguration"]
+    (True, False, {'S3EncryptionConfiguration': {'EncryptionMode': 'SSE-S3'}})
+    """
+    e = s["encryption"]
+    at_rest: dict[str, Any] = {}
+    if e["s3"]:
+        at_rest["S3EncryptionConfiguration"] = {"EncryptionMode": e["s3"]}
+        if e["s3"] == "SSE-KMS":
+            at_rest["S3EncryptionConfiguration"]["AwsKmsKey"] = e["s3_kms_key"]
+    if e["local_disks"]:
+        at_rest["LocalDiskEncryptionConfiguration"] = {
+            "EncryptionKeyProviderType": "AwsKms", "AwsKmsKey": e["local_disk_kms_key"], "EnableEbsEncryption": True}
+    if not at_rest and not e["in_transit"]:
+        return None
+    enc: dict[str, Any] = {"EnableAtRestEncryption": bool(at_rest), "EnableInTransitEncryption": e["in_transit"]}
+    if at_rest:
+        enc["AtRestEncryptionConfiguration"] = at_rest
+    if e["in_transit"]:
+        tls = ({"CertificateProviderType": "Custom", "S3Object": e["tls_certificates"],
+                "CertificateProviderClass": e["tls_provider_class"]} if e["tls_provider_class"]
+               else {"CertificateProviderType": "PEM", "S3Object": e["tls_certificates"]})
+        enc["InTransitEncryptionConfiguration"] = {"TLSCertificateConfiguration": tls}
+    return {"EncryptionConfiguration": enc}
+
+
+def security_configuration_request(s: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The ``create_security_configuration`` request ``up`` sends when ``emr.security_configuration`` is null.
+
+    The name carries a digest of the document, so a changed ``encryption`` section makes a new
+    configuration and an unchanged one is reused.  ``None`` when a configuration is named or nothing is on.
+    """
+    if s["security_configuration"] is not None:
+        return None
+    doc = security_configuration_doc(s)
+    if doc is None:
+        return None
+    body = json.dumps(doc, sort_keys=True, separators=(",", ":"))
+    stem = re.sub(r"[^\w.-]", "-", s["name"])[:40]
+    return {"Name": f"{stem}-{hashlib.sha256(body.encode()).hexdigest()[:12]}", "SecurityConfiguration": body}
+
+
+def check_security_configuration(name: str, doc: Mapping[str, Any], s: Mapping[str, Any]) -> None:
+    """Refuse an existing security configuration that encrypts less than ``emr.encryption`` asks for."""
+    enc = doc.get("EncryptionConfiguration") or {}
+    at_rest = (enc.get("AtRestEncryptionConfiguration") or {}) if enc.get("EnableAtRestEncryption") else {}
+    e = s["encryption"]
+    missing = [what for what, wanted, there in (
+        ("S3 encryption (emr.encryption.s3)", e["s3"], "S3EncryptionConfiguration" in at_rest),
+        ("local-disk encryption (emr.encryption.local_disks)", e["local_disks"],
+         "LocalDiskEncryptionConfiguration" in at_rest),
+        ("in-transit encryption (emr.encryption.in_transit)", e["in_transit"], enc.get("EnableInTransitEncryption")),
+    ) if wanted and not there]
+    if missing:
+        raise _bad("emr.security_configuration", name, f"does not turn on {', '.join(missing)}",
+                   "name a security configuration that does, set emr.security_configuration: null to let `up` "
+                   "create one, or turn those emr.encryption keys off on purpose")
 
 
 def _check_groups(groups: Any) -> None:
@@ -481,9 +661,9 @@ def _check_serverless(s: dict[str, Any]) -> None:
         raise _bad("emr.serverless.delta_jars", jars, "must be a list of absolute .jar paths", "keep the default")
 
 
-def policy_prefixes(settings: Mapping[str, Any]) -> list[str]:
-    """The S3 key prefixes the job role may use: ``<prefix>`` + raw/, lake/, reports/, artifacts/, logs/."""
-    return [f"{settings['prefix']}{p}" for p in POLICY_PREFIXES]
+def policy_prefixes(settings: Mapping[str, Any]) -> dict[str, list[str]]:
+    """The S3 key prefixes of the job role by right (:data:`POLICY_PREFIXES`), under ``emr.prefix``."""
+    return {group: [f"{settings['prefix']}{p}" for p in prefixes] for group, prefixes in POLICY_PREFIXES.items()}
 
 
 def check_paths(paths: Mapping[str, Any], settings: Mapping[str, Any]) -> None:
@@ -493,18 +673,20 @@ def check_paths(paths: Mapping[str, Any], settings: Mapping[str, Any]) -> None:
     ------
     ValueError
         When ``paths.raw``, ``paths.lake`` or ``paths.reports`` is not ``s3://`` in ``emr.bucket`` under
-        one of :func:`policy_prefixes` (the least-privilege policy would deny it).
+        its own prefix (:data:`PATH_PREFIXES`): raw is read-only, so a lake placed under ``raw/`` would
+        be denied, and a raw folder under ``lake/`` would be writable.
     """
-    allowed = policy_prefixes(settings)
-    for name in ("raw", "lake", "reports"):
+    for name, own in PATH_PREFIXES.items():
         uri = paths.get(name)
         if uri is None:
             continue
         key = f"paths.{name}"
         bucket, obj = check_s3_uri(key, uri)
-        if bucket != settings["bucket"] or not any(f"{obj.rstrip('/')}/".startswith(p) for p in allowed):
-            raise _bad(key, uri, f"is outside s3://{settings['bucket']}/ under {', '.join(allowed)}, which is all "
-                       "the job role may touch", f"--set {key}=s3://{settings['bucket']}/{settings['prefix']}{name}")
+        allowed = f"{settings['prefix']}{own}"
+        if bucket != settings["bucket"] or not f"{obj.rstrip('/')}/".startswith(allowed):
+            raise _bad(key, uri, f"is outside s3://{settings['bucket']}/{allowed}, the only prefix the job role "
+                       f"grants {name} the rights it needs",
+                       f"--set {key}=s3://{settings['bucket']}/{settings['prefix']}{name}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -533,6 +715,7 @@ class Artifacts:
     conf_archive: str
     bootstrap: str
     venv: str
+    wheelhouse: str  # the project wheel, every dependency's wheel and requirements.lock (bootstrap shipping)
 
     @property
     def conf_name(self) -> str:
@@ -549,7 +732,8 @@ def artifact_uris(settings: Mapping[str, Any], *, wheel: str | None = None, conf
     base = f"s3://{settings['bucket']}/{settings['prefix']}artifacts/ecomrec-{version}/"
     return Artifacts(
         base=base,
-        wheel=base + (wheel or wheel_name(version)),
+        wheel=base + WHEELHOUSE + (wheel or wheel_name(version)),
+        wheelhouse=base + WHEELHOUSE,
         jobs=base + "jobs/",
         conf=base + "conf/" + conf_name,
         conf_archive=base + "conf/conf.tar.gz",
@@ -649,18 +833,27 @@ def cluster_request(emr_cfg: Mapping[str, Any], paths: Mapping[str, Any], wheel_
     dict
         ``Name``, ``ReleaseLabel``, ``LogUri``, ``Applications``, ``Instances``, ``Configurations``
         (delta-defaults, spark-defaults with the Delta extension and catalog, spark-hive-site with the
-        Glue Data Catalog factory, spark-env), ``JobFlowRole``, ``ServiceRole``, ``VisibleToAllUsers``,
-        ``AutoTerminationPolicy``, ``StepConcurrencyLevel`` (1: one Delta writer at a time), ``Tags``,
-        ``BootstrapActions`` (bootstrap shipping) and ``Steps``.
+        Glue Data Catalog factory, spark-env), ``JobFlowRole``, ``ServiceRole``, ``VisibleToAllUsers``
+        (``emr.visible_to_all_users``, false by default), ``AutoTerminationPolicy``, ``StepConcurrencyLevel``
+        (1: one Delta writer at a time), ``Tags``, ``SecurityConfiguration`` (the named one, or the one
+        :func:`security_configuration_request` makes), ``BootstrapActions`` (bootstrap shipping) and ``Steps``.
+
+    Raises
+    ------
+    ValueError
+        Before any AWS call: no ``emr.subnet_id`` while ``emr.require_private_subnet`` is true, or encryption
+        left on without its key or certificates (:func:`check_launch_security`).
 
     Examples
     --------
-    >>> r = cluster_request({"bucket": "b-1", "region": "us-east-1"}, {"lake": "s3://b-1/lake"},
+    >>> loose = {"require_private_subnet": False, "encryption": {"local_disks": False, "in_transit": False}}
+    >>> r = cluster_request({"bucket": "b-1", "region": "us-east-1", **loose}, {"lake": "s3://b-1/lake"},
     ...                     "s3://b-1/artifacts/w.whl")
     >>> r["AutoTerminationPolicy"], r["Instances"]["InstanceGroups"][0]["InstanceRole"]
     ({'IdleTimeout': 1800}, 'MASTER')
     """
     s = resolve_settings(emr_cfg)
+    check_launch_security(s)
     check_paths(paths, s)
     check_s3_uri("wheel_uri", wheel_uri)
     art = artifact_uris(s)
@@ -682,10 +875,11 @@ def cluster_request(emr_cfg: Mapping[str, Any], paths: Mapping[str, Any], wheel_
     else:
         script = bootstrap_uri or art.bootstrap
         check_s3_uri("bootstrap_uri", script)
-        no_deps, deps = runtime_requirements()
+        node_python_version(s)  # the wheelhouse is built for emr.python's version: it must name one
+        wheelhouse = wheel_uri.rsplit("/", 1)[0] + "/"  # the wheel sits in the wheelhouse with its lock
         bootstrap_actions.append({
-            "Name": "install the ecomrec-spark wheel",
-            "ScriptBootstrapAction": {"Path": script, "Args": [s["python"], wheel_uri, *no_deps, "--", *deps]},
+            "Name": "install the ecomrec-spark wheelhouse (pinned, hash-checked, no package index)",
+            "ScriptBootstrapAction": {"Path": script, "Args": [s["python"], wheelhouse]},
         })
     spark_defaults.update(s["spark_defaults"])
     configurations += [
@@ -705,7 +899,7 @@ def cluster_request(emr_cfg: Mapping[str, Any], paths: Mapping[str, Any], wheel_
         "Configurations": configurations,
         "JobFlowRole": s["job_flow_role"],
         "ServiceRole": s["service_role"],
-        "VisibleToAllUsers": True,
+        "VisibleToAllUsers": s["visible_to_all_users"],
         "AutoTerminationPolicy": {"IdleTimeout": s["idle_timeout_seconds"]},
         "StepConcurrencyLevel": 1,
         "Tags": _tags(s),
@@ -716,8 +910,9 @@ def cluster_request(emr_cfg: Mapping[str, Any], paths: Mapping[str, Any], wheel_
         request["Steps"] = [dict(step) for step in steps]
     if s["ebs_root_volume_gb"]:
         request["EbsRootVolumeSize"] = s["ebs_root_volume_gb"]
-    if s["security_configuration"]:
-        request["SecurityConfiguration"] = s["security_configuration"]
+    created = security_configuration_request(s)
+    if s["security_configuration"] or created:
+        request["SecurityConfiguration"] = s["security_configuration"] or created["Name"]  # type: ignore[index]
     return request
 
 
@@ -902,13 +1097,119 @@ def build_wheel(root: Path = REPO_ROOT, out_dir: Path | None = None) -> Path:
     return target
 
 
-def pack_venv(wheel: Path, out: Path, *, python: str = "python3.11", root: Path = REPO_ROOT) -> Path:
+_WHEEL_FILE = re.compile(r"^(?P<name>[A-Za-z0-9_.]+)-(?P<version>[A-Za-z0-9_.!+]+)(?:-\d[\w.]*)?"
+                         r"-[\w.]+-[\w.]+-[\w.]+\.whl$")
+#: pip platform tags per node architecture: Amazon Linux 2023 has glibc 2.34, so every manylinux tag up to
+#: 2_34 runs there.  pip matches the tags it is given and no older ones, so each is named.
+_PLATFORMS = {arch: [f"manylinux_2_{v}_{arch}" for v in (34, 28, 17)] + [f"manylinux2014_{arch}"]
+              for arch in ("x86_64", "aarch64")}
+#: Graviton families (m6g, c7gn, r8g, x2gd, im4gn, t4g ...): a ``g`` after the generation digit.
+_GRAVITON = re.compile(r"^[a-z]+\d+[a-z]*g[a-z]*\.")
+
+
+def node_architectures(s: Mapping[str, Any]) -> list[str]:
+    """The CPU architectures of the configured instance types (``x86_64``, ``aarch64``), sorted."""
+    types = ([t for f in s["instance_fleets"] for t in f["instance_types"]] if s["instance_fleets"] is not None
+             else [g["instance_type"] for g in s["instance_groups"]])
+    return sorted({"aarch64" if _GRAVITON.match(t) else "x86_64" for t in types})
+
+
+def node_python_version(s: Mapping[str, Any]) -> str:
+    """``3.11`` from ``emr.python`` (``/usr/bin/python3.11``): the wheels are picked for that interpreter."""
+    m = re.search(r"python(3\.\d+)$", s["python"])
+    if not m:
+        raise _bad("emr.python", s["python"], "does not name its version (the wheelhouse is built for it)",
+                   "--set emr.python=/usr/bin/python3.11")
+    return m.group(1)
+
+
+def lock_wheelhouse(folder: Path) -> str:
+    """Write ``requirements.lock`` for every wheel in ``folder`` and return its text.
+
+    One line per project, ``name==version --hash=sha256:<digest>`` with one hash per wheel file (one per
+    architecture).  ``pip install --no-index --find-links <folder> --require-hashes --no-deps -r`` then
+    installs exactly these files and nothing else: no version range is resolved and no index is asked.
+
+    Raises
+    ------
+    ValueError
+        When the folder has no wheels, a file is not a wheel name, or one project has two versions.
+    """
+    folder = Path(folder)
+    pins: dict[str, tuple[str, list[str]]] = {}
+    for path in sorted(folder.glob("*.whl")):
+        m = _WHEEL_FILE.match(path.name)
+        if not m:
+            raise ValueError(f"{path} is not a wheel file name (name-version-python-abi-platform.whl)")
+        name = re.sub(r"[-_.]+", "-", m["name"]).lower()
+        version, digest = m["version"], hashlib.sha256(path.read_bytes()).hexdigest()
+        if name in pins and pins[name][0] != version:
+            raise ValueError(f"the wheelhouse {folder} holds {name} {pins[name][0]} and {version}; "
+                             "rebuild it from scratch (one version per project)")
+        pins.setdefault(name, (version, []))[1].append(digest)
+    if not pins:
+        raise ValueError(f"the wheelhouse {folder} holds no wheels; build it with build_wheelhouse()")
+    lines = [f"{name}=={version} " + " ".join(f"--hash=sha256:{h}" for h in sorted(hashes))
+             for name, (version, hashes) in sorted(pins.items())]
+    text = "# written by ecomrec_spark.aws.emr.lock_wheelhouse: every wheel of this folder, pinned and hashed\n"
+    text += "\n".join(lines) + "\n"
+    (folder / LOCK_NAME).write_text(text)
+    return text
+
+
+def build_wheelhouse(wheel: Path, out_dir: Path, *, python_version: str = "3.11",
+                     architectures: Sequence[str] = ("x86_64",), root: Path = REPO_ROOT) -> Path:
+    """Download the wheels the nodes need, for their Python and architecture, next to the project wheel,
+    and lock them (:func:`lock_wheelhouse`).
+
+    The version ranges of ``pyproject.toml`` are resolved here, once, at package time (``pip download
+    --only-binary=:all:``); the nodes install the resulting files by hash and never see an index.
+    delta-spark comes without its dependencies (pyspark is EMR's own), as on the cluster.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for stale in out_dir.glob("*.whl"):  # a wheelhouse is rebuilt whole, so an old version never lingers
+        stale.unlink()
+    no_deps, deps = runtime_requirements(root)
+    for arch in architectures:
+        if arch not in _PLATFORMS:
+            raise ValueError(f"architecture {arch!r} is not one of {', '.join(_PLATFORMS)}")
+        platforms = [a for tag in _PLATFORMS[arch] for a in ("--platform", tag)]
+        target = ["--only-binary=:all:", *platforms, "--python-version", python_version,
+                  "--implementation", "cp", "--dest", str(out_dir), "--quiet"]
+        _run([sys.executable, "-m", "pip", "download", *target, *deps])
+        _run([sys.executable, "-m", "pip", "download", *target, "--no-deps", *no_deps])
+    (out_dir / Path(wheel).name).write_bytes(Path(wheel).read_bytes())
+    lock_wheelhouse(out_dir)
+    log.info("wheelhouse %s: %d wheels for Python %s on %s", out_dir, len(list(out_dir.glob("*.whl"))),
+             python_version, ", ".join(architectures))
+    return out_dir
+
+
+def wheelhouse_wheel(wheelhouse: Path) -> Path:
+    """The project wheel in a wheelhouse folder, after checking the folder is one (a lock, one project wheel)."""
+    folder = Path(wheelhouse)
+    if not (folder / LOCK_NAME).is_file():
+        raise FileNotFoundError(f"{folder / LOCK_NAME} does not exist; build the wheelhouse with build_wheelhouse() "
+                                "(or drop --wheelhouse to build it)")
+    wheels = sorted(folder.glob("ecomrec_spark-*.whl"))
+    if len(wheels) != 1:
+        raise ValueError(f"the wheelhouse {folder} must hold exactly one ecomrec_spark wheel, not {len(wheels)}")
+    return wheels[0]
+
+
+def pack_venv(wheel: Path, out: Path, *, python: str = "python3.11", root: Path = REPO_ROOT,
+              wheelhouse: Path | None = None) -> Path:
     """Build a venv holding the wheel and its dependencies and pack it with venv-pack.
 
     The archive is unpacked on the cluster nodes as ``./environment`` (``spark.archives``) and run
     with ``PYSPARK_PYTHON=./environment/bin/python``.  venv-pack does not copy the interpreter, so run
     this on the cluster's OS, CPU architecture and Python (for EMR: Amazon Linux 2023, x86_64 or
     arm64 for Graviton instances), e.g. inside ``docker run amazonlinux:2023``; see emr/README.md.
+
+    The venv gets exactly the wheels of a locked wheelhouse (:func:`build_wheelhouse`, built here for
+    this machine's CPU when none is given), installed as the bootstrap installs them: by hash, without
+    an index and without resolving anything.
 
     Parameters
     ----------
@@ -917,20 +1218,28 @@ def pack_venv(wheel: Path, out: Path, *, python: str = "python3.11", root: Path 
     out : Path
         Where to write ``pyspark_venv.tar.gz``.
     python : str
-        The interpreter that matches ``emr.python`` on the nodes.
+        The interpreter that matches ``emr.python`` on the nodes (its name ends in the version: python3.11).
+    wheelhouse : Path, optional
+        A wheelhouse already built for that Python and this CPU.
     """
     if not sys.platform.startswith("linux"):
         raise RuntimeError("pack_venv must run on Linux matching the cluster (Amazon Linux 2023); "
                            "use the Docker recipe in emr/README.md or emr.shipping: bootstrap")
-    no_deps, deps = runtime_requirements(root)
+    version = re.search(r"python(3\.\d+)$", python)
+    if wheelhouse is None and not version:
+        raise ValueError(f"python {python!r} must end in its version, like python3.11 (the wheels are picked for it)")
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="ecomrec-venv-") as tmp:
+        if wheelhouse is None and version:
+            wheelhouse = build_wheelhouse(wheel, Path(tmp) / "wheelhouse", python_version=version.group(1),
+                                          architectures=[platform.machine()], root=root)
         env = Path(tmp) / "venv"
         _run([python, "-m", "venv", str(env)])
-        pip = [str(env / "bin" / "python"), "-m", "pip", "install", "--quiet", "--prefer-binary"]
-        _run([*pip, "--no-deps", str(wheel), *no_deps])
-        _run([*pip, *deps, "venv-pack==0.2.0"])
+        pip = [str(env / "bin" / "python"), "-m", "pip", "install", "--quiet"]
+        _run([*pip, "--no-index", "--find-links", str(wheelhouse), "--require-hashes", "--no-deps",
+              "-r", str(Path(wheelhouse) / LOCK_NAME)])
+        _run([*pip, "venv-pack==0.2.0"])  # the packing tool, at pack time; the nodes never run pip
         _run([str(env / "bin" / "venv-pack"), "-p", str(env), "-o", str(out), "-f"])
     return out
 
@@ -964,19 +1273,26 @@ def conf_archive(conf_name: str, conf_bytes: bytes) -> bytes:
     return buf.getvalue()
 
 
-def plan_uploads(settings: Mapping[str, Any], art: Artifacts, conf_path: Path, *, wheel: Path | None = None,
-                 archive: Path | None = None, root: Path = REPO_ROOT,
-                 parts: Sequence[str] = ("wheel", "jobs", "conf", "bootstrap", "archive")) -> dict[str, Path | bytes]:
+def plan_uploads(settings: Mapping[str, Any], art: Artifacts, conf_path: Path, *,
+                 wheelhouse: Path | None = None, archive: Path | None = None, root: Path = REPO_ROOT,
+                 parts: Sequence[str] = ("wheelhouse", "jobs", "conf", "bootstrap", "archive"),
+                 ) -> dict[str, Path | bytes]:
     """What to upload, as ``{key relative to art.base: local file or bytes}``.
 
-    ``parts`` picks among the wheel, ``jobs/*.py``, the shipped config (and its archive in serverless
+    ``parts`` picks among the wheelhouse (bootstrap shipping: the project wheel, its dependencies'
+    wheels and ``requirements.lock``), ``jobs/*.py``, the shipped config (and its archive in serverless
     mode), the bootstrap script (bootstrap shipping) and the packed venv (archive shipping).
     """
     files: dict[str, Path | bytes] = {}
-    if "wheel" in parts and settings["shipping"] == "bootstrap":
-        if wheel is None:
-            raise ValueError("no wheel to upload; build one with build_wheel() or pass --wheel FILE")
-        files[art.wheel[len(art.base):]] = Path(wheel)
+    if "wheelhouse" in parts and settings["shipping"] == "bootstrap":
+        if wheelhouse is None:
+            raise ValueError("no wheelhouse to upload; build one with build_wheelhouse() or pass --wheelhouse DIR")
+        name = wheelhouse_wheel(wheelhouse).name
+        if art.wheel.rsplit("/", 1)[1] != name:
+            raise ValueError(f"the wheelhouse {wheelhouse} holds {name}, not {art.wheel.rsplit('/', 1)[1]}")
+        for path in sorted(Path(wheelhouse).iterdir()):
+            if path.name.endswith(".whl") or path.name == LOCK_NAME:
+                files[art.wheelhouse[len(art.base):] + path.name] = path
     if "jobs" in parts:
         for script in sorted((root / "jobs").glob("*.py")):
             files[f"jobs/{script.name}"] = script
@@ -1025,13 +1341,26 @@ def upload(files: Mapping[str, Path | bytes], s3_prefix: str, *, client: Any = N
                        f"create it first: aws s3 mb s3://{bucket} --region <region>") from None
     uris = []
     for key, src in files.items():
+        uris.append(f"s3://{bucket}/{prefix}{key}")
         if isinstance(src, (bytes, bytearray)):
             s3.put_object(Bucket=bucket, Key=prefix + key, Body=bytes(src))
+        elif _unchanged(s3, bucket, prefix + key, Path(src)):  # the wheelhouse is ~150 MB and rarely changes
+            log.info("unchanged, not sent again: %s", uris[-1])
+            continue
         else:
-            s3.upload_file(str(src), bucket, prefix + key)
-        uris.append(f"s3://{bucket}/{prefix}{key}")
+            md5, _ = _s3._md5(Path(src))
+            s3.upload_file(str(src), bucket, prefix + key, ExtraArgs={"Metadata": {_s3.MD5_METADATA: md5}})
         log.info("uploaded %s", uris[-1])
     return uris
+
+
+def _unchanged(s3: Any, bucket: str, key: str, path: Path) -> bool:
+    """True when ``key`` already holds ``path`` (same size and MD5, the rule of ``ecomrec upload-raw``)."""
+    try:
+        head = s3.head_object(Bucket=bucket, Key=key)
+    except ClientError:
+        return False
+    return _s3._same_object(head, path.stat().st_size, *_s3._md5(path))
 
 
 # --------------------------------------------------------------------------------------------
@@ -1043,15 +1372,65 @@ def _client(service: str, region: str | None, client: Any = None) -> Any:
     return client if client is not None else boto3.client(service, region_name=region)
 
 
+def check_private_subnet(subnet_id: str, *, ec2_client: Any = None, region: str | None = None) -> None:
+    """Refuse a subnet the internet can reach: one that maps public IPs on launch, or whose route table
+    (its own, else the VPC's main one) sends ``0.0.0.0/0`` or ``::/0`` to an internet gateway.
+
+    Raises
+    ------
+    ValueError
+        Naming ``emr.subnet_id`` and ``emr.require_private_subnet`` (the key that allows it on purpose).
+    """
+    ec2 = _client("ec2", region, ec2_client)
+    subnet = ec2.describe_subnets(SubnetIds=[subnet_id])["Subnets"][0]
+    tables = ec2.describe_route_tables(Filters=[{"Name": "association.subnet-id", "Values": [subnet_id]}])
+    if not tables["RouteTables"]:  # no explicit association: the VPC's main route table applies
+        tables = ec2.describe_route_tables(Filters=[{"Name": "vpc-id", "Values": [subnet["VpcId"]]},
+                                                    {"Name": "association.main", "Values": ["true"]}])
+    to_igw = [r for table in tables["RouteTables"] for r in table.get("Routes", [])
+              if str(r.get("GatewayId", "")).startswith("igw-")
+              and (r.get("DestinationCidrBlock") == "0.0.0.0/0" or r.get("DestinationIpv6CidrBlock") == "::/0")]
+    why = ("maps public IP addresses on launch" if subnet.get("MapPublicIpOnLaunch")
+           else f"routes to the internet gateway {to_igw[0]['GatewayId']}" if to_igw else None)
+    if why:
+        raise _bad("emr.subnet_id", subnet_id, f"is a public subnet: it {why}",
+                   "use a private subnet (a NAT gateway or VPC endpoints for S3, Glue, DynamoDB and KMS), "
+                   "or set emr.require_private_subnet: false on purpose")
+
+
+def ensure_security_configuration(s: Mapping[str, Any], *, emr_client: Any = None) -> str | None:
+    """Check the named security configuration, or create the one :func:`security_configuration_request`
+    describes if it does not exist yet; return the name the cluster uses (``None``: everything off)."""
+    emr = _client("emr", s["region"], emr_client)
+    wanted = security_configuration_request(s)
+    name = s["security_configuration"] or (wanted["Name"] if wanted else None)
+    if name is None:
+        return None
+    try:
+        found = emr.describe_security_configuration(Name=name)
+    except ClientError as exc:
+        if wanted is None:  # a named configuration must exist
+            raise _bad("emr.security_configuration", name, f"cannot be read ({exc})",
+                       "create it first (aws emr create-security-configuration) or set it to null") from None
+        emr.create_security_configuration(**wanted)
+        log.info("created EMR security configuration %s", name)
+        return name
+    check_security_configuration(name, json.loads(found["SecurityConfiguration"]), s)
+    return name
+
+
 def _conf_path(cfg: Mapping[str, Any]) -> Path:
     return Path(cfg.get("_source") or DEFAULT_CONF)
 
 
 def up(cfg: Mapping[str, Any], *, overrides: Sequence[str] = (), jobs: Iterable[str] = PIPELINE,
-       wheel: Path | None = None, archive: Path | None = None, with_steps: bool = True, wait_for: bool = True,
+       wheel: Path | None = None, wheelhouse: Path | None = None, archive: Path | None = None,
+       with_steps: bool = True, wait_for: bool = True,
        dry_run: bool = False, emr_client: Any = None, s3_client: Any = None, serverless_client: Any = None,
-       root: Path = REPO_ROOT, sleep: Callable[[float], None] = time.sleep) -> dict[str, Any]:
-    """Build, upload, create the cluster with the pipeline steps and (optionally) wait for them.
+       ec2_client: Any = None, root: Path = REPO_ROOT,
+       sleep: Callable[[float], None] = time.sleep) -> dict[str, Any]:
+    """Check the network and the security configuration, build, upload, create the cluster with the
+    pipeline steps and (optionally) wait for them.
 
     Parameters
     ----------
@@ -1061,21 +1440,24 @@ def up(cfg: Mapping[str, Any], *, overrides: Sequence[str] = (), jobs: Iterable[
         The ``--set`` overrides used to load ``cfg``; all but ``emr.*`` are forwarded to the jobs.
     jobs : iterable of str
         Which pipeline jobs to run (default: all six, in order).
-    wheel, archive : Path, optional
-        A prebuilt wheel / packed venv; default: :func:`build_wheel` (archive shipping needs ``archive``).
+    wheel, wheelhouse, archive : Path, optional
+        A prebuilt wheel, a prebuilt wheelhouse folder (:func:`build_wheelhouse`: the wheel, its
+        dependencies and ``requirements.lock``) or a packed venv; default: :func:`build_wheel` then
+        :func:`build_wheelhouse` for the nodes' Python and architectures (archive shipping needs ``archive``).
     with_steps : bool
         ``False`` creates an idle cluster (auto-termination still applies) for :func:`submit`.
     wait_for : bool
         Wait for the steps, logging every state change and the log URI.
     dry_run : bool
         Validate and return the requests without building, uploading or calling AWS.
-    emr_client, s3_client, serverless_client : boto3 clients, optional
+    emr_client, s3_client, serverless_client, ec2_client : boto3 clients, optional
         Injected clients (tests); default: new clients in ``emr.region``.
 
     Returns
     -------
     dict
-        ``mode``, ``run_job_flow`` (the request), ``uploads``, and after a real run ``cluster_id``,
+        ``mode``, ``run_job_flow`` (the request), ``create_security_configuration`` (the request, used
+        when no configuration of that name exists yet), ``uploads``, and after a real run ``cluster_id``,
         ``step_ids``, ``log_uri`` and ``status``.
     """
     s = resolve_settings(cfg.get("emr", {}))
@@ -1083,6 +1465,8 @@ def up(cfg: Mapping[str, Any], *, overrides: Sequence[str] = (), jobs: Iterable[
         return serverless_up(cfg, overrides=overrides, jobs=jobs, wheel=wheel, archive=archive, wait_for=wait_for,
                              dry_run=dry_run, client=serverless_client, s3_client=s3_client, root=root, sleep=sleep)
     conf_path = _conf_path(cfg)
+    if wheelhouse is not None:
+        wheel = wheelhouse_wheel(wheelhouse)
     art = artifact_uris(s, wheel=Path(wheel).name if wheel else None, conf_name=conf_path.name, root=root)
     steps: list[dict[str, Any]] = []
     if with_steps:
@@ -1090,14 +1474,21 @@ def up(cfg: Mapping[str, Any], *, overrides: Sequence[str] = (), jobs: Iterable[
                               action_on_failure=s["action_on_failure"], submit_args=s["spark_submit_args"])
     request = cluster_request(s, cfg.get("paths", {}), art.wheel, steps=steps, bootstrap_uri=art.bootstrap,
                               archive_uri=art.venv)
-    result: dict[str, Any] = {"mode": "cluster", "run_job_flow": request, "artifacts": art.base}
+    result: dict[str, Any] = {"mode": "cluster", "run_job_flow": request, "artifacts": art.base,
+                              "create_security_configuration": security_configuration_request(s)}
     if dry_run:
         return result
-    if s["shipping"] == "bootstrap" and wheel is None:
-        wheel = build_wheel(root)
-    files = plan_uploads(s, art, conf_path, wheel=wheel, archive=archive, root=root)
-    result["uploads"] = upload(files, art.base, client=_client("s3", s["region"], s3_client))
+    # the network and the security configuration are checked before anything is built or uploaded
+    if s["require_private_subnet"]:
+        check_private_subnet(s["subnet_id"], ec2_client=ec2_client, region=s["region"])
     emr = _client("emr", s["region"], emr_client)
+    ensure_security_configuration(s, emr_client=emr)
+    if s["shipping"] == "bootstrap" and wheelhouse is None:
+        wheelhouse = build_wheelhouse(wheel or build_wheel(root), root / "dist" / "wheelhouse",
+                                      python_version=node_python_version(s), architectures=node_architectures(s),
+                                      root=root)
+    files = plan_uploads(s, art, conf_path, wheelhouse=wheelhouse, archive=archive, root=root)
+    result["uploads"] = upload(files, art.base, client=_client("s3", s["region"], s3_client))
     cluster_id = emr.run_job_flow(**request)["JobFlowId"]
     log.info("cluster %s starting (%s, %s); logs under %s%s/", cluster_id, s["release_label"], s["region"],
              s["log_uri"], cluster_id)
@@ -1451,21 +1842,23 @@ def serverless_down(application_id: str, *, client: Any = None, region: str | No
 _PLACEHOLDER = re.compile(r"\$\{([a-z_]+)\}")
 
 
-def render_policy(template: str | Path | Mapping[str, Any], bucket: str, prefixes: Iterable[str],
-                  glue_database: str, region: str, account: str, **extra: str) -> dict[str, Any]:
+def render_policy(template: str | Path | Mapping[str, Any], bucket: str,
+                  prefixes: Iterable[str] | Mapping[str, Iterable[str]], glue_database: str, region: str, account: str,
+                  **extra: str) -> dict[str, Any]:
     """Fill an IAM policy template from ``emr/iam/`` for one bucket, its prefixes and one Glue database.
 
     ``${bucket}``, ``${glue_database}``, ``${region}``, ``${account}`` and any ``extra`` name
     (``${job_role}``) are replaced in every string.  A list element containing ``${prefix}`` (the key
     prefix, ``raw/``) or ``${folder}`` (the same without the slash, for EMRFS ``<folder>_$folder$``
-    markers) is repeated once per prefix.
+    markers) is repeated once per prefix.  With prefixes grouped by right (``{"read": [...], "write": [...]}``,
+    :func:`policy_prefixes`), ``${read_prefix}`` / ``${read_folder}`` repeat over the ``read`` group, and so on.
 
     Parameters
     ----------
     template : str, Path or mapping
         The JSON text, a file, or the parsed document.
-    prefixes : iterable of str
-        Key prefixes ending in ``/``, e.g. :func:`policy_prefixes`.
+    prefixes : iterable of str, or mapping of group name to iterable of str
+        Key prefixes ending in ``/``; grouped, e.g. :func:`policy_prefixes`.
 
     Returns
     -------
@@ -1484,8 +1877,9 @@ def render_policy(template: str | Path | Mapping[str, Any], bucket: str, prefixe
     {'Statement': [{'Resource': ['arn:aws:s3:::my-bucket/raw/*', 'arn:aws:s3:::my-bucket/lake/*']}]}
     """
     check_bucket("bucket", bucket)
-    prefixes = list(prefixes)
-    for p in prefixes:
+    groups = ({f"{g}_": list(ps) for g, ps in prefixes.items()} if isinstance(prefixes, Mapping)
+              else {"": list(prefixes)})
+    for p in (p for ps in groups.values() for p in ps):
         if not isinstance(p, str) or not p.endswith("/") or not _KEY_PREFIX.fullmatch(p):
             raise ValueError(f"policy prefix {p!r} must be an S3 key prefix ending in '/', like raw/")
     if not _GLUE_DB.fullmatch(glue_database):
@@ -1520,21 +1914,26 @@ def render_policy(template: str | Path | Mapping[str, Any], bucket: str, prefixe
         if isinstance(node, list):
             out: list[Any] = []
             for item in node:
-                if isinstance(item, str) and ("${prefix}" in item or "${folder}" in item):
-                    out += [fill(item, {"prefix": p, "folder": p.rstrip("/")}) for p in prefixes]
+                group = next((g for g in groups if isinstance(item, str)
+                              and (f"${{{g}prefix}}" in item or f"${{{g}folder}}" in item)), None)
+                if group is not None:
+                    out += [fill(item, {f"{group}prefix": p, f"{group}folder": p.rstrip("/")}) for p in groups[group]]
                 else:
                     out.append(walk(item))
             return out
         if isinstance(node, str):
-            if "${prefix}" in node or "${folder}" in node:
-                raise ValueError(f"policy template uses ${{prefix}} outside a list: {node!r}")
+            if re.search(r"\$\{(?:\w+_)?(?:prefix|folder)\}", node):
+                raise ValueError(f"policy template uses a ${{...prefix}} outside a list: {node!r}")
             return fill(node, {})
         return node
 
     return walk(doc)
 
 
-IAM_FILES = ("job-role-policy.json", "service-role-policy.json", "trust-ec2.json", "trust-emr.json")
+#: The job role's policy serves both modes: EC2 instances assume it through trust-ec2.json, EMR Serverless
+#: job runs (emr.serverless.execution_role_arn) through trust-emr-serverless.json.
+IAM_FILES = ("job-role-policy.json", "service-role-policy.json", "trust-ec2.json", "trust-emr.json",
+             "trust-emr-serverless.json")
 
 #: What ``ecomrec publish`` does to its DynamoDB tables (serving/store.py ``DynamoStore``): create a version's
 #: table and wait for it, write and read items, move the live pointer, list versions (Scan), drop old versions.
@@ -1590,10 +1989,55 @@ def api_role_policy(serving: Mapping[str, Any] | None, settings: Mapping[str, An
     ]}
 
 
+#: The instance profile as a user of the local-disk key (EMR encrypts instance store and EBS with data keys).
+LOCAL_DISK_KEY_ACTIONS = ("kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:DescribeKey")
+#: EMRFS writing and reading SSE-KMS objects.
+S3_KEY_ACTIONS = ("kms:Decrypt", "kms:GenerateDataKey")
+#: The service role attaching encrypted EBS volumes (EnableEbsEncryption): EC2 uses the key through a grant.
+EBS_KEY_ACTIONS = ("kms:Decrypt", "kms:DescribeKey", "kms:GenerateDataKeyWithoutPlaintext", "kms:ReEncrypt*")
+
+
+def encryption_statements(s: Mapping[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """The extra statements ``emr.encryption`` needs, by policy file: each on exactly one key or object.
+
+    * job role: the local-disk key (:data:`LOCAL_DISK_KEY_ACTIONS`), the SSE-KMS key (:data:`S3_KEY_ACTIONS`),
+      and ``s3:GetObject`` on the TLS certificates object when it lies outside ``artifacts/`` (which the role
+      reads already);
+    * service role: :data:`EBS_KEY_ACTIONS` on the local-disk key, and ``kms:CreateGrant`` on it only for
+      AWS resources (``kms:GrantIsForAWSResource``).
+
+    Nothing for a named ``emr.security_configuration``: its keys are not in the config.
+    """
+    out: dict[str, list[dict[str, Any]]] = {"job-role-policy.json": [], "service-role-policy.json": []}
+    if s["security_configuration"] is not None:
+        return out
+    e = s["encryption"]
+    job, service = out["job-role-policy.json"], out["service-role-policy.json"]
+    if e["local_disks"] and e["local_disk_kms_key"]:
+        key = e["local_disk_kms_key"]
+        job.append({"Sid": "UseTheLocalDiskKey", "Effect": "Allow", "Action": list(LOCAL_DISK_KEY_ACTIONS),
+                    "Resource": key})
+        service += [{"Sid": "EncryptTheEbsVolumesWithTheLocalDiskKey", "Effect": "Allow",
+                     "Action": list(EBS_KEY_ACTIONS), "Resource": key},
+                    {"Sid": "GrantTheLocalDiskKeyToEc2Only", "Effect": "Allow", "Action": "kms:CreateGrant",
+                     "Resource": key, "Condition": {"Bool": {"kms:GrantIsForAWSResource": "true"}}}]
+    if e["s3"] == "SSE-KMS" and e["s3_kms_key"]:
+        job.append({"Sid": "UseTheS3Key", "Effect": "Allow", "Action": list(S3_KEY_ACTIONS),
+                    "Resource": e["s3_kms_key"]})
+    cert = e["tls_certificates"]
+    if e["in_transit"] and cert:
+        bucket, key = check_s3_uri("emr.encryption.tls_certificates", cert)
+        if bucket != s["bucket"] or not key.startswith(f"{s['prefix']}artifacts/"):
+            job.append({"Sid": "ReadTheTlsCertificates", "Effect": "Allow", "Action": "s3:GetObject",
+                        "Resource": f"arn:aws:s3:::{bucket}/{key}"})
+    return out
+
+
 def render_iam(settings: Mapping[str, Any], account: str, iam_dir: Path = IAM_DIR,
                serving: Mapping[str, Any] | None = None) -> dict[str, dict[str, Any]]:
-    """Render the four IAM documents of ``emr/iam/`` for the configured bucket, prefixes and database.
+    """Render the IAM documents of ``emr/iam/`` (:data:`IAM_FILES`) for the configured bucket, prefixes and database.
 
+    The encryption keys and certificates of ``emr.encryption`` add :func:`encryption_statements`.
     ``serving`` is the config's ``serving`` section: with ``store: dynamodb`` the job role also gets
     :func:`serving_statement`, and a fifth document, ``api-role-policy.json``, is the API's
     (:func:`api_role_policy`)."""
@@ -1601,6 +2045,8 @@ def render_iam(settings: Mapping[str, Any], account: str, iam_dir: Path = IAM_DI
     docs = {name: render_policy(iam_dir / name, s["bucket"], policy_prefixes(s), s["glue_database"], s["region"],
                                 account, job_role=s["job_flow_role"])
             for name in IAM_FILES}
+    for name, statements in encryption_statements(s).items():
+        docs[name]["Statement"] += statements
     statement = serving_statement(serving, s["region"], account)
     if statement is not None:
         docs["job-role-policy.json"]["Statement"].append(statement)
@@ -1683,6 +2129,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="create an idle cluster for `submit` (auto-termination applies)")
     p.add_argument("--jobs", default=",".join(PIPELINE), help="comma-separated jobs (default: the whole pipeline)")
     p.add_argument("--wheel", default=None, metavar="FILE", help="a prebuilt wheel instead of building one")
+    p.add_argument("--wheelhouse", default=None, metavar="DIR",
+                   help="a prebuilt wheelhouse (wheel + dependencies + requirements.lock) instead of building one")
     p.add_argument("--archive", default=None, metavar="FILE", help="packed venv (emr.shipping: archive, serverless)")
     p = sub.add_parser("submit", help="upload jobs + conf and add the pipeline steps to a running cluster")
     common(p)
@@ -1710,7 +2158,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("policy", help="render the IAM policies of emr/iam/ for the configured bucket and database")
     common(p)
     p.add_argument("--account", required=True, help="12-digit AWS account id (aws sts get-caller-identity)")
-    p.add_argument("--out", default=None, metavar="DIR", help="write the four JSON files here (default: print)")
+    p.add_argument("--out", default=None, metavar="DIR", help="write the JSON files here (default: print)")
     return parser
 
 
@@ -1757,6 +2205,7 @@ def _dispatch(args: argparse.Namespace) -> dict[str, Any]:
     jobs = [j.strip() for j in args.jobs.split(",") if j.strip()]
     if args.command == "up":
         return up(cfg, overrides=overrides, jobs=jobs, wheel=Path(args.wheel) if args.wheel else None,
+                  wheelhouse=Path(args.wheelhouse) if args.wheelhouse else None,
                   archive=Path(args.archive) if args.archive else None, with_steps=not args.no_steps,
                   wait_for=not args.no_wait, dry_run=args.dry_run)
     target_id = args.application_id if serverless else args.cluster_id

@@ -1,29 +1,25 @@
 #!/bin/bash
-# EMR bootstrap action: install the ecomrec-spark wheel and its Python dependencies on every node.
+# EMR bootstrap action: install the ecomrec-spark wheelhouse on every node.
 #
-#   install-wheel.sh PYTHON WHEEL_S3_URI [NO_DEPS_REQUIREMENT ...] -- [REQUIREMENT ...]
+#   install-wheel.sh PYTHON WHEELHOUSE_S3_URI
 #
-# The wheel and the requirements before `--` (delta-spark) are installed with --no-deps, so pip
-# never pulls in pyspark: EMR's own Spark build (on PYTHONPATH in every Spark container) is used.
-# The requirements after `--` are installed normally.  `ecomrec emr up` writes these arguments from
-# pyproject.toml (ecomrec_spark.aws.emr.cluster_request); the nodes need to reach PyPI (a NAT gateway
-# or a public subnet), or use `emr.shipping: archive` instead.  Credentials: the instance profile.
+# WHEELHOUSE_S3_URI (s3://.../artifacts/ecomrec-<version>/wheelhouse/) holds the project wheel, the wheel of
+# every runtime dependency for the nodes' Python and CPU, and requirements.lock: one `name==version
+# --hash=sha256:...` line per wheel.  `ecomrec emr up` resolves pyproject.toml's version ranges once, at
+# package time (ecomrec_spark.aws.emr.build_wheelhouse), so this script resolves nothing:
+#   --no-index        no package index is asked, so no version range can drift and no internet is needed
+#                     (a private subnet with an S3 endpoint is enough);
+#   --require-hashes  pip refuses any file whose SHA-256 is not in the lock;
+#   --no-deps         nothing beyond the lock is installed; pyspark stays EMR's own build.
+# This runs as root on every future cluster, which is why the job role may only read artifacts/.
 set -euo pipefail
 
-if [ "$#" -lt 2 ]; then
-  echo "usage: $0 PYTHON WHEEL_S3_URI [NO_DEPS_REQ ...] -- [REQ ...]" >&2
+if [ "$#" -ne 2 ]; then
+  echo "usage: $0 PYTHON WHEELHOUSE_S3_URI" >&2
   exit 2
 fi
 PYTHON="$1"
-WHEEL_URI="$2"
-shift 2
-no_deps=()
-while [ "$#" -gt 0 ] && [ "$1" != "--" ]; do
-  no_deps+=("$1")
-  shift
-done
-[ "${1:-}" = "--" ] && shift
-deps=("$@")
+WHEELHOUSE_URI="${2%/}/"
 
 # The interpreter PYSPARK_PYTHON points to (spark-env); Amazon Linux 2023 packages it as python3.11.
 if ! command -v "$PYTHON" >/dev/null 2>&1; then
@@ -35,14 +31,11 @@ fi
 
 workdir=$(mktemp -d)
 trap 'rm -rf "$workdir"' EXIT
-aws s3 cp --only-show-errors "$WHEEL_URI" "$workdir/"
-wheel="$workdir/$(basename "$WHEEL_URI")"
+aws s3 cp --only-show-errors --recursive "$WHEELHOUSE_URI" "$workdir/wheelhouse/"
 
-pip=(sudo "$PYTHON" -m pip install --quiet --prefer-binary --no-warn-script-location)
-"${pip[@]}" --no-deps "$wheel" "${no_deps[@]}"
-if [ "${#deps[@]}" -gt 0 ]; then
-  "${pip[@]}" "${deps[@]}"
-fi
+sudo "$PYTHON" -m pip install --quiet --no-warn-script-location \
+  --no-index --find-links "$workdir/wheelhouse" --require-hashes --no-deps \
+  -r "$workdir/wheelhouse/requirements.lock"
 
 # Fail the bootstrap (and so the cluster, before any instance-hour is spent on steps) if the
 # library does not import.  pyspark is only importable inside Spark, and `delta` imports pyspark,
