@@ -62,7 +62,7 @@ def content_hash(spark: SparkSession, status: Any, fs: Any) -> str:
     except Py4JError:  # a status class without the method: no ETag from this filesystem
         etag = None
     if etag:
-        return f"etag:{etag}"
+        return "etag:" + str(etag).strip('"')  # S3 quotes its ETags
     stream = fs.open(status.getPath())
     try:
         return "sha256:" + str(spark._jvm.org.apache.commons.codec.digest.DigestUtils.sha256Hex(stream))
