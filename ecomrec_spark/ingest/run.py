@@ -227,8 +227,9 @@ def reconciliation_rows(spec: TableSpec, checks: list[HeaderCheck], counts: Mapp
         raise IngestError(
             f"table {spec.table}: no raw record count for file(s) {', '.join(missing) or '-'}"
             f"; counts under name(s) that are no file being ingested: {', '.join(stray) or '-'}. "
-            "The independent count and the file listing disagree on the file names (a path with characters that "
-            "Spark and Hadoop spell differently?); rename the file to plain letters, digits, '_', '-' and '.'")
+            "Nothing is recorded as ingested. Either the count read no line from the file (a compressed file that "
+            "holds nothing: remove it) or the count and the file listing spell its path differently (rename it to "
+            "plain letters, digits, '_', '-' and '.')")
     rows = []
     for chk in checks:
         c = counts.get(chk.file.path, {})
