@@ -38,14 +38,13 @@ from pyspark.sql import DataFrame, SparkSession
 
 from ecomrec_spark import lake as lk
 from ecomrec_spark import storage
+from ecomrec_spark.identifiers import validate_identifier, validate_workgroup
 
 log = logging.getLogger(__name__)
 
 DEFAULT_DATABASE = "ecomrec"
 CATALOG_LAYERS = ("silver", "gold")
 SILVER_PREFIX = "silver_"
-IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,127}$")
-WORKGROUP = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
 QUERY_DIR = Path(__file__).resolve().parents[1] / "sql" / "athena"
 _UNSAFE_PATH = re.compile(r"['\\\x00-\x1f\x7f]")
 _S3_SCHEME = re.compile(r"^s3[an]?://", re.IGNORECASE)
@@ -56,29 +55,6 @@ TableRef = tuple[str, str, str]  # (layer, folder name, path)
 
 
 # --------------------------------------------------------------------------- names and quoting
-
-def validate_identifier(name: str, what: str = "identifier") -> str:
-    """Return ``name`` if it is a safe lower-case SQL identifier, else raise ``ValueError``.
-
-    Parameters
-    ----------
-    name : the database or table name.
-    what : how the error message calls it (``"database"``, ``"table"``).
-
-    Examples
-    --------
-    >>> validate_identifier("ecomrec", "database")
-    'ecomrec'
-    >>> validate_identifier("Drop Table", "database")  # doctest: +ELLIPSIS
-    Traceback (most recent call last):
-    ...
-    ValueError: database 'Drop Table' is not a valid name: use 1-128 lower-case letters, ...
-    """
-    if not isinstance(name, str) or not IDENTIFIER.fullmatch(name):
-        raise ValueError(f"{what} {name!r} is not a valid name: use 1-128 lower-case letters, digits or '_', "
-                         "not starting with a digit")
-    return name
-
 
 def sql_path(path: str) -> str:
     """``path`` as a single-quoted SQL string literal; paths with quotes, backslashes or control characters are refused.
@@ -367,8 +343,7 @@ def run_athena_ddl(statements: Sequence[str], database: str, output_s3: str, wor
     validate_identifier(database, "database")
     if not isinstance(output_s3, str) or not output_s3.startswith("s3://") or len(output_s3) <= len("s3://"):
         raise ValueError(f"output_s3 {output_s3!r} must be an s3:// URI such as s3://my-bucket/athena-results/")
-    if not WORKGROUP.fullmatch(workgroup or ""):
-        raise ValueError(f"workgroup {workgroup!r} is not a valid Athena workgroup name (letters, digits, '._-')")
+    validate_workgroup(workgroup)
     cleaned = [s.strip().rstrip(";").strip() for s in statements]
     if not cleaned or not all(cleaned):
         raise ValueError("statements must be a non-empty list of non-empty SQL statements")

@@ -15,7 +15,8 @@ from typing import Any, Iterable, Mapping
 
 import yaml
 
-from ecomrec_spark.identifiers import SERVE_MODELS
+from ecomrec_spark.aws.s3 import parse_s3_uri
+from ecomrec_spark.identifiers import SERVE_MODELS, validate_identifier, validate_workgroup
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONF = REPO_ROOT / "conf" / "local.yaml"
@@ -316,6 +317,8 @@ def load_config(path: str | os.PathLike[str] | None = None, overrides: Iterable[
     for name, rate in cfg.get("generate", {}).get("messy", {}).items():
         if not 0 <= rate < 0.2:
             raise ConfigError(f"config key 'generate.messy.{name}' must be a rate in [0, 0.2), got {rate}")
+    _check_catalog(cfg.get("catalog") or {})
+    _check_sources(cfg.get("sources") or {})
     _check_review(cfg.get("review") or {})
     _check_recommend(cfg.get("recommend") or {})
     _check_insights(cfg.get("insights") or {})
@@ -325,6 +328,56 @@ def load_config(path: str | os.PathLike[str] | None = None, overrides: Iterable[
         spark["jar_cache"] = resolve_local(spark["jar_cache"], REPO_ROOT)
     cfg["_source"] = str(conf_path)
     return cfg
+
+
+def _check_catalog(c: Mapping[str, Any]) -> None:
+    """``catalog.*``: Glue/Athena names and S3 URIs, by the rules the catalog and the S3 helpers apply later."""
+    if "database" in c:
+        try:
+            validate_identifier(c["database"], "database")
+        except ValueError as exc:
+            raise ConfigError(f"config key 'catalog.database': {exc}; "
+                              "for example --set catalog.database=ecomrec") from None
+    if "workgroup" in c:
+        try:
+            validate_workgroup(c["workgroup"])
+        except ValueError as exc:
+            raise ConfigError(f"config key 'catalog.workgroup': {exc}; "
+                              "for example --set catalog.workgroup=primary") from None
+    # Athena writes results only to s3://; the lake copy may be named either way (the DDL writes s3://)
+    for key, schemes in (("s3_lake", ("s3://", "s3a://")), ("athena_output", ("s3://",))):
+        uri = c.get(key)
+        if uri is None:
+            continue
+        example = f"--set catalog.{key}=s3://my-bucket/{'lake' if key == 's3_lake' else 'athena-results'}/ (or null)"
+        if not uri.startswith(schemes):
+            raise ConfigError(f"config key 'catalog.{key}' = {uri!r} must start with {' or '.join(schemes)}; "
+                              f"for example {example}")
+        try:
+            parse_s3_uri(uri)
+        except ValueError as exc:
+            raise ConfigError(f"config key 'catalog.{key}': {exc}; for example {example}") from None
+
+
+_WINDOWS_DRIVE = re.compile(r"^[A-Za-z]:")
+
+
+def _check_sources(sources: Mapping[str, Any]) -> None:
+    """``sources.*.folder`` and ``files`` stay inside ``paths.raw``: relative, no ``..``, no scheme or drive."""
+    for source, conf in sources.items():
+        for key in ("folder", "files"):
+            value = (conf or {}).get(key)
+            if value is None:
+                continue
+            segments = re.split(r"[/\\]", value)
+            escapes = (value.startswith(("/", "\\", "~")) or "://" in value or _WINDOWS_DRIVE.match(value)
+                       or ".." in segments or any(ord(ch) < 32 for ch in value))
+            if escapes or not value.strip():
+                hint = "transactions (or . for paths.raw itself)" if key == "folder" else "*.csv*"
+                raise ConfigError(f"config key 'sources.{source}.{key}' = {value!r} must be a relative "
+                                  f"{'sub-folder' if key == 'folder' else 'glob'} inside paths.raw: no '..' segment, "
+                                  f"no leading '/', '\\' or '~', no scheme or drive; for example "
+                                  f"--set sources.{source}.{key}={hint}")
 
 
 _REVIEW_TARGETS = ("score", "satisfied")

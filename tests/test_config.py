@@ -121,3 +121,42 @@ def test_bad_item_item_and_als_values_name_the_key(override, message):
     with pytest.raises(ConfigError) as err:
         load_config(None, [override])
     assert message in str(err.value)
+
+
+@pytest.mark.parametrize("override, message", [
+    ("catalog.database=Shop-DB", "config key 'catalog.database': database 'Shop-DB' is not a valid name: use 1-128 "
+                                 "lower-case letters, digits or '_', not starting with a digit; "
+                                 "for example --set catalog.database=ecomrec"),
+    ("catalog.database=1shop", "config key 'catalog.database': database '1shop' is not a valid name"),
+    ("catalog.workgroup=my group", "config key 'catalog.workgroup': workgroup 'my group' is not a valid Athena "
+                                   "workgroup name"),
+    ("catalog.s3_lake=/data/lake", "config key 'catalog.s3_lake' = '/data/lake' must start with s3:// or s3a://; "
+                                   "for example --set catalog.s3_lake=s3://my-bucket/lake/"),
+    ("catalog.s3_lake=s3://My_Bucket/lake", "config key 'catalog.s3_lake': 'My_Bucket' is not a valid S3 bucket name"),
+    ("catalog.s3_lake=s3://shop/lake/../raw", "config key 'catalog.s3_lake': 's3://shop/lake/../raw': the key prefix"),
+    ("catalog.athena_output=s3a://shop/results/", "config key 'catalog.athena_output' = 's3a://shop/results/' must "
+                                                  "start with s3://"),
+    ("catalog.athena_output=s3://192.168.1.1/results", "config key 'catalog.athena_output': '192.168.1.1' is not a "
+                                                       "valid S3 bucket name: a bucket name cannot look like an IP"),
+    ("sources.transactions.folder=../elsewhere", "config key 'sources.transactions.folder' = '../elsewhere' must be a "
+                                                 "relative sub-folder inside paths.raw"),
+    ("sources.transactions.folder=/etc", "for example --set sources.transactions.folder=transactions"),
+    ("sources.transactions.folder=s3://other-bucket/x", "config key 'sources.transactions.folder'"),
+    ("sources.transactions.folder=''", "config key 'sources.transactions.folder' = ''"),
+    ("sources.transactions.files=../../*.csv", "config key 'sources.transactions.files' = '../../*.csv' must be a "
+                                               "relative glob inside paths.raw"),
+    ("sources.transactions.files=sub/..\\..\\*.csv", "config key 'sources.transactions.files'"),
+    ("sources.transactions.files=~/x.csv", "for example --set sources.transactions.files=*.csv*"),
+])
+def test_catalog_and_source_locations_are_checked_before_spark(override, message):
+    with pytest.raises(ConfigError) as err:
+        load_config(None, [override])
+    assert message in str(err.value)
+
+
+def test_good_catalog_and_source_locations_pass():
+    cfg = load_config(None, ["catalog.database=shop_2024", "catalog.workgroup=ecomrec-v3.1",
+                             "catalog.s3_lake=s3a://shop-data/lake", "catalog.athena_output=s3://shop-data/athena/",
+                             "sources.transactions.folder=retail/2024", "sources.transactions.files=online_*.csv*"])
+    assert (cfg["catalog"]["database"], cfg["sources"]["transactions"]["folder"]) == ("shop_2024", "retail/2024")
+    assert load_config(REPO / "conf" / "online_retail.yaml")["sources"]["transactions"]["folder"] == "."

@@ -126,3 +126,22 @@ def test_amazon_reviews_multiline_text_and_unix_time(spark, tmp_path, lake):
         "B001E4KFG0", "A3SGXH7AUHU8GW", 5, "2011-04-27 00:00:00")
     assert first.text == 'I have bought several,\nand "all" good.'
     assert lake_read(spark, lake, "quarantine", "amazon_reviews").first().reason == "Score outside 1..5"
+
+
+def test_a_rewrite_with_the_same_size_and_mtime_is_ingested_again(spark, tmp_path, lake):
+    import hashlib
+
+    folder = tmp_path / "raw" / "olist"
+    write_items(folder, "olist_order_items_dataset.csv", ITEMS_ROWS[:1])  # o1, price 58.90
+    path = folder / "olist_order_items_dataset.csv"
+    os.utime(path, (1_600_000_000, 1_600_000_000))
+    [first] = ingest_table(spark, olist.ORDER_ITEMS, str(tmp_path / "raw"), lake, "run1")
+    assert first["content_hash"] == "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
+    before = path.stat()
+    path.write_bytes(path.read_bytes().replace(b"58.90", b"68.90"))  # same length, new price
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert (path.stat().st_size, path.stat().st_mtime_ns) == (before.st_size, before.st_mtime_ns)
+    [again] = ingest_table(spark, olist.ORDER_ITEMS, str(tmp_path / "raw"), lake, "run2")
+    assert again["content_hash"] != first["content_hash"] and again["balanced"]
+    assert lake_read(spark, lake, "bronze", "olist_order_items").select("order_id", "price").collect() == [("o1", 68.9)]
+    assert ingest_table(spark, olist.ORDER_ITEMS, str(tmp_path / "raw"), lake, "run3") == []

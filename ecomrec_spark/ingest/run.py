@@ -2,8 +2,9 @@
 
 For each table spec:
 
-1. list the files matching its pattern and skip those already ingested with the
-   same size and modification time (re-runs change nothing; new files are added);
+1. list the files matching its pattern and skip those already ingested, and
+   balanced, with the same size, modification time and content hash (re-runs
+   change nothing; new or rewritten files are added);
 2. check each new CSV file's header: a missing required column fails with a clear
    error; a missing optional column is filled with null and an extra column is
    ignored (the schema-evolution rule), both recorded in the reconciliation;
@@ -13,7 +14,12 @@ For each table spec:
 4. write bronze, then quarantine, then the reconciliation, each one Delta commit
    replacing exactly the slice of the files being ingested.  The reconciliation
    is written last, so a killed run leaves those files "not ingested" and the
-   next run replaces their partial slices instead of duplicating them.
+   next run replaces their partial slices instead of duplicating them;
+5. reconcile each file: raw records, counted apart from the parser
+   (:mod:`ecomrec_spark.ingest.count`), must equal bronze + quarantine rows.
+   Only balanced files are recorded; an unbalanced one fails the ingest
+   (:class:`UnbalancedError`, naming the file and its counts) and, unrecorded,
+   is retried by the next run like a killed one.
 """
 
 from __future__ import annotations
@@ -29,6 +35,8 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import StringType, StructField, StructType
 
 from ecomrec_spark import lake
+from ecomrec_spark.ingest.count import FILE as COUNTED_FILE
+from ecomrec_spark.ingest.count import jsonl_blank, raw_counts
 from ecomrec_spark.ingest.files import RawFile, folder_exists, list_files, read_header
 from ecomrec_spark.ingest.parse import CORRUPT, INGEST_RUN, RAW_LINE, RAW_TEXT, REASON, SOURCE_FILE, classify
 from ecomrec_spark.sources import specs_for
@@ -40,7 +48,23 @@ RECONCILIATION = "ingest_reconciliation"
 
 
 class IngestError(RuntimeError):
-    """Input that cannot be ingested: a missing file or a missing required column."""
+    """Input that cannot be ingested: a missing file, a missing required column, a file that does not balance."""
+
+
+class UnbalancedError(IngestError):
+    """Files whose raw records are not all in bronze or quarantine; they are not recorded as ingested."""
+
+    def __init__(self, table: str, rows: list[dict[str, Any]]):
+        self.table, self.rows = table, rows
+        files = "; ".join(
+            f"{r['file']}: raw {r['raw_records']} != bronze {r['bronze_rows']} + quarantine {r['quarantine_rows']}"
+            for r in rows)
+        super().__init__(
+            f"table {table}: reconciliation failed (raw records != bronze + quarantine) for {files}. "
+            f"The file(s) are not recorded as ingested, so the next run retries them and replaces this attempt's "
+            f"rows. Fewer parsed records than raw ones usually means an unclosed or stray quote merged records: "
+            f"this attempt's rows of the file in bronze/{table} and quarantine/{table} (a long text field) show "
+            f"where; fix the file and re-run")
 
 
 @dataclass(frozen=True)
@@ -97,7 +121,7 @@ def _lines(spark: SparkSession, paths: list[str]) -> DataFrame:
     """The non-blank lines of JSON Lines files (gzip handled) with their file: one record each."""
     text = spark.read.text(paths).select(F.col("value").alias(RAW_LINE),
                                          F.col("_metadata.file_path").alias(SOURCE_FILE))
-    return text.where(F.trim(F.col(RAW_LINE)) != "")
+    return text.where(~jsonl_blank(F.col(RAW_LINE)))  # the same blank rule as the independent count
 
 
 def _read_jsonl(spark: SparkSession, spec: TableSpec, paths: list[str]) -> DataFrame:
@@ -113,17 +137,6 @@ def _read_jsonl(spark: SparkSession, spec: TableSpec, paths: list[str]) -> DataF
     return (_lines(spark, paths).withColumn("_json", parsed)
             .select(*[F.col("_json").getField(c.name).alias(c.name) for c in spec.columns],
                     F.col("_json").getField(CORRUPT).alias(CORRUPT), SOURCE_FILE, RAW_LINE))
-
-
-def _count_records(spark: SparkSession, spec: TableSpec, paths: list[str]) -> DataFrame:
-    """Records per file as the file's parser sees them (CSV) or its non-blank lines (JSON Lines), read anew."""
-    if spec.file_format == "jsonl":
-        df = _lines(spark, paths)
-    else:
-        df = (spark.read.option("header", True).option("multiLine", spec.multiline)
-              .option("quote", '"').option("escape", '"').option("mode", "PERMISSIVE").csv(paths)
-              .select(F.col("_metadata.file_path").alias(SOURCE_FILE)))
-    return df.groupBy(SOURCE_FILE).agg(F.count(F.lit(1)).alias("raw_records"))
 
 
 def source_folder(cfg: Mapping[str, Any], raw_root: str, source: str) -> str:
@@ -146,7 +159,7 @@ def ingest_table(spark: SparkSession, spec: TableSpec, raw_root: str, lake_root:
     if not files:
         raise IngestError(f"no file matching {spec.pattern} in {folder} for table {spec.table}")
     done = _ingested(spark, lake_root, spec.table)
-    todo = [f for f in files if (f.path, f.size, f.mtime) not in done]
+    todo = [f for f in files if (f.path, f.size, f.mtime, f.content_hash) not in done]
     if not todo:
         log.info("%s: %d file(s) already ingested, nothing new", spec.table, len(files))
         return []
@@ -171,45 +184,90 @@ def ingest_table(spark: SparkSession, spec: TableSpec, raw_root: str, lake_root:
     lake.replace_where(quarantine, lake_root, "quarantine", spec.table, "source_file", paths)
 
     counts = _reconcile(spark, spec, lake_root, paths)
-    rows = []
-    for chk in checks:
-        c = counts.get(chk.file.path, {})
-        raw_n, bronze_n, quar_n = c.get("raw_records", 0), c.get("bronze_rows", 0), c.get("quarantine_rows", 0)
-        rows.append({
-            "table": spec.table, "source": spec.source, "file": chk.file.path, "size": chk.file.size,
-            "mtime": chk.file.mtime, "raw_records": raw_n, "bronze_rows": bronze_n, "quarantine_rows": quar_n,
-            "balanced": raw_n == bronze_n + quar_n, "extra_columns": ",".join(chk.extra),
-            "missing_columns": ",".join(chk.missing_optional), "ingest_run": run_id,
-        })
-        level = logging.INFO if raw_n == bronze_n + quar_n else logging.ERROR
-        log.log(level, "reconcile %s: raw %d = bronze %d + quarantine %d", chk.file.path, raw_n, bronze_n, quar_n)
-    recon = spark.createDataFrame(rows, schema=RECON_SCHEMA)
+    rows = reconciliation_rows(spec, checks, counts, run_id)
+    balanced = [r for r in rows if r["balanced"]]
+    for r in rows:
+        level, sign = (logging.INFO, "=") if r["balanced"] else (logging.ERROR, "!=")
+        log.log(level, "reconcile %s: raw %d %s bronze %d + quarantine %d", r["file"], r["raw_records"], sign,
+                r["bronze_rows"], r["quarantine_rows"])
+    # Only balanced files are recorded, so an unbalanced one stays "not ingested": the next run retries it and
+    # replaces this attempt's bronze and quarantine slices.  The slice of every file of this attempt is replaced,
+    # which also drops the row of an earlier version of a file that no longer balances.
+    recon = spark.createDataFrame(balanced, schema=RECON_SCHEMA)
     lake.replace_where(recon, lake_root, "bronze", RECONCILIATION, "file", paths)
+    if len(balanced) < len(rows):
+        raise UnbalancedError(spec.table, [r for r in rows if not r["balanced"]])
     return rows
 
 
-RECON_SCHEMA = ("table string, source string, file string, size long, mtime long, raw_records long, bronze_rows long, "
-                "quarantine_rows long, balanced boolean, extra_columns string, missing_columns string, ingest_run string")
+RECON_SCHEMA = ("table string, source string, file string, size long, mtime long, content_hash string, "
+                "raw_records long, bronze_rows long, quarantine_rows long, balanced boolean, extra_columns string, "
+                "missing_columns string, ingest_run string")
+_COUNTS = ("raw_records", "bronze_rows", "quarantine_rows")
 
 
-def _ingested(spark: SparkSession, lake_root: str, table: str) -> set[tuple[str, int, int]]:
+def reconciliation_rows(spec: TableSpec, checks: list[HeaderCheck], counts: Mapping[str, Mapping[str, int]],
+                        run_id: str) -> list[dict[str, Any]]:
+    """One reconciliation row per file from the per-file counts of :func:`_reconcile`.
+
+    Every file must have its raw count: a file without one (or counts under a
+    name that is no file of this attempt) means the count and the files disagree
+    on what was read, and reading it as 0 = 0 + 0 would pass a file whose records
+    went nowhere.  A 0-byte file holds no record and needs no count.
+
+    >>> reconciliation_rows(spec, checks, {}, "r")  # doctest: +SKIP
+    Traceback (most recent call last):
+    IngestError: table olist_orders: no raw record count for file(s) file:/raw/olist_orders_dataset.csv ...
+    """
+    paths = {chk.file.path for chk in checks}
+    missing = [chk.file.path for chk in checks
+               if chk.file.size > 0 and counts.get(chk.file.path, {}).get("raw_records") is None]
+    stray = sorted(set(counts) - paths)
+    if missing or stray:
+        raise IngestError(
+            f"table {spec.table}: no raw record count for file(s) {', '.join(missing) or '-'}"
+            f"; counts under name(s) that are no file being ingested: {', '.join(stray) or '-'}. "
+            "Nothing is recorded as ingested. Either the count read no line from the file (a compressed file that "
+            "holds nothing: remove it) or the count and the file listing spell its path differently (rename it to "
+            "plain letters, digits, '_', '-' and '.')")
+    rows = []
+    for chk in checks:
+        c = counts.get(chk.file.path, {})
+        raw_n, bronze_n, quar_n = (int(c.get(k) or 0) for k in _COUNTS)
+        rows.append({
+            "table": spec.table, "source": spec.source, "file": chk.file.path, "size": chk.file.size,
+            "mtime": chk.file.mtime, "content_hash": chk.file.content_hash, "raw_records": raw_n,
+            "bronze_rows": bronze_n, "quarantine_rows": quar_n, "balanced": raw_n == bronze_n + quar_n,
+            "extra_columns": ",".join(chk.extra), "missing_columns": ",".join(chk.missing_optional),
+            "ingest_run": run_id,
+        })
+    return rows
+
+
+def _ingested(spark: SparkSession, lake_root: str, table: str) -> set[tuple[str, int, int, str]]:
+    """Keys of the files recorded as ingested and balanced (older lakes may hold unbalanced rows: not done)."""
     recon = lake.read_optional(spark, lake_root, "bronze", RECONCILIATION)
     if recon is None:
         return set()
+    if "content_hash" not in recon.columns:  # a lake from before content hashes: every file is ingested once more
+        return set()
     # one small row per file: file metadata, not row-level data
-    rows = recon.where(F.col("table") == table).select("file", "size", "mtime").collect()
-    return {(r["file"], r["size"], r["mtime"]) for r in rows}
+    rows = (recon.where((F.col("table") == table) & F.col("balanced"))
+            .select("file", "size", "mtime", "content_hash").collect())
+    return {(r["file"], r["size"], r["mtime"], r["content_hash"]) for r in rows}
 
 
 def _reconcile(spark: SparkSession, spec: TableSpec, lake_root: str, paths: list[str]) -> dict[str, dict[str, int]]:
+    """Per file: raw records (counted apart from the parser, :mod:`ecomrec_spark.ingest.count`), bronze and
+    quarantine rows of the slices just written."""
     in_paths = F.col(SOURCE_FILE).isin(paths)
     bronze = lake.read(spark, lake_root, "bronze", spec.table).where(in_paths).groupBy(SOURCE_FILE).agg(
         F.count(F.lit(1)).alias("bronze_rows"))
     quar = (lake.read(spark, lake_root, "quarantine", spec.table).withColumnRenamed("source_file", SOURCE_FILE)
             .where(in_paths).groupBy(SOURCE_FILE).agg(F.count(F.lit(1)).alias("quarantine_rows")))
-    joined = _count_records(spark, spec, paths).join(bronze, SOURCE_FILE, "full").join(quar, SOURCE_FILE, "full")
-    return {r[SOURCE_FILE]: {k: r[k] or 0 for k in ("raw_records", "bronze_rows", "quarantine_rows")}
-            for r in joined.collect()}  # one aggregate row per file
+    raw = raw_counts(spark, spec, paths).withColumnRenamed(COUNTED_FILE, SOURCE_FILE)
+    joined = raw.join(bronze, SOURCE_FILE, "full").join(quar, SOURCE_FILE, "full")
+    return {r[SOURCE_FILE]: {k: r[k] for k in _COUNTS} for r in joined.collect()}  # one aggregate row per file
 
 
 def ingest(spark: SparkSession, cfg: Mapping[str, Any], run_id: str | None = None) -> list[dict[str, Any]]:
@@ -228,10 +286,14 @@ def ingest(spark: SparkSession, cfg: Mapping[str, Any], run_id: str | None = Non
             raise IngestError(f"source '{source}' is enabled (ingest.sources) but {folder}/ does not exist; "
                               f"put its files there or remove it with --set ingest.sources=[...]")
     rows: list[dict[str, Any]] = []
+    failed: list[UnbalancedError] = []
     for source in present:
         for spec in specs_for(source, cfg):
-            rows.extend(ingest_table(spark, spec, raw_root, lake_root, run_id, source_folder(cfg, raw_root, source)))
-    unbalanced = [r["file"] for r in rows if not r["balanced"]]
-    if unbalanced:
-        raise IngestError(f"reconciliation failed (raw != bronze + quarantine) for: {', '.join(unbalanced)}")
+            try:
+                rows.extend(ingest_table(spark, spec, raw_root, lake_root, run_id,
+                                         source_folder(cfg, raw_root, source)))
+            except UnbalancedError as exc:  # the other tables are reconciled on their own: ingest them, then fail
+                failed.append(exc)
+    if failed:
+        raise IngestError("\n".join(str(e) for e in failed))
     return rows
