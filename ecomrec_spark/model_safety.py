@@ -32,15 +32,12 @@ Example
 from __future__ import annotations
 
 import json
-import logging
 import re
 from typing import Any, Collection, Iterator
 
 from pyspark.sql import SparkSession
 
 from ecomrec_spark.storage import list_files, read_text, sha256_hex, write_text
-
-log = logging.getLogger(__name__)
 
 MANIFEST = "SHA256SUMS"  # ``sha256sum -c SHA256SUMS`` checks a local copy
 VERSION_PATTERN = re.compile(r"[0-9]{8}T[0-9]{6}Z-[0-9a-f]{7}")  # persist.new_version: UTC time + short hash
@@ -131,8 +128,9 @@ def verify_manifest(spark: SparkSession, folder: str) -> None:
     present = _model_files(spark, folder)
     missing, extra = sorted(set(expected) - set(present)), sorted(set(present) - set(expected))
     if missing or extra:
-        raise UnsafeModelError(f"{folder} does not hold the files its {MANIFEST} lists (missing: {missing[:5] or 'none'}; "
-                               f"not listed: {extra[:5] or 'none'}); refusing to load")
+        raise UnsafeModelError(f"{folder} does not hold the files its {MANIFEST} lists "
+                               f"(missing: {missing[:5] or 'none'}; not listed: {extra[:5] or 'none'}); "
+                               "refusing to load")
     changed = [rel for rel in sorted(expected) if sha256_hex(spark, f"{folder}/{rel}") != expected[rel]]
     if changed:
         raise UnsafeModelError(f"{folder}: {len(changed)} file(s) differ from their SHA-256 in {MANIFEST} "

@@ -182,9 +182,10 @@ def test_few_queries_broadcast_matches_exact_top_k(spark):
     rng = np.random.default_rng(5)
     centers = rng.standard_normal((6, 8))
     centers /= np.linalg.norm(centers, axis=1, keepdims=True)
-    items = _frame(spark, "product_id", [(f"p{j:03d}", v) for j, v in enumerate(_clustered(500, 8, centers, rng).tolist())])
+    it, q = _clustered(500, 8, centers, rng).tolist(), _clustered(30, 8, centers, rng).tolist()
+    items = _frame(spark, "product_id", [(f"p{j:03d}", v) for j, v in enumerate(it)])
     items = items.repartition(3)  # several item batches per query: the window merges their top-k
-    queries = _frame(spark, "customer_id", [(f"c{i:02d}", v) for i, v in enumerate(_clustered(30, 8, centers, rng).tolist())])
+    queries = _frame(spark, "customer_id", [(f"c{i:02d}", v) for i, v in enumerate(q)])
     assertDataFrameEqual(exact_top_k_few_queries(queries, items, 7), exact_top_k(queries, items, 7), rtol=1e-12)
     some = items.where(F.col("product_id") < "p040")  # items as queries: the similar-items case
     kw = {"exclude_self": True, "query_col": "product_id", "item_col": "product_id"}
@@ -205,7 +206,8 @@ def test_auto_past_the_exact_limit_uses_lsh_on_250k_products(spark):
         x = [F.randn(seed + d) for d in range(4)]
         norm = F.sqrt(sum((c * c for c in x), F.lit(0.0)))
         return (spark.range(0, n, numPartitions=4)
-                .select(F.format_string(f"{prefix}%06d", "id").alias(id_col), *[c.alias(f"x{d}") for d, c in enumerate(x)])
+                .select(F.format_string(f"{prefix}%06d", "id").alias(id_col),
+                        *[c.alias(f"x{d}") for d, c in enumerate(x)])
                 .select(id_col, array_to_vector(F.array(*[F.col(f"x{d}") / norm.alias("n") for d in range(4)]))
                         .alias("features")))
 

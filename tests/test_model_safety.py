@@ -244,9 +244,11 @@ def test_nested_pipelines_are_checked_stage_by_stage(spark, rows, review_model, 
                          review_model.transform(rows).select(*PREDICTION))
     marker = tmp_path / "ran.txt"
     (inner,) = (_folder(lake) / "score" / "stages").iterdir()
-    _edit_json(_stage_metadata(inner, "SparkXGBClassifier"), lambda m: m.update(serialized_callbacks=_serialized(marker)))
+    _edit_json(_stage_metadata(inner, "SparkXGBClassifier"),
+               lambda m: m.update(serialized_callbacks=_serialized(marker)))
     _reseal(spark, _folder(lake))
-    with pytest.raises(safety.UnsafeModelError, match="stages/0_PipelineModel_\\w+/stages/.*carries 'serialized_callbacks'"):
+    with pytest.raises(safety.UnsafeModelError,
+                       match="stages/0_PipelineModel_\\w+/stages/.*carries 'serialized_callbacks'"):
         _load_review(spark, lake)
     assert not marker.exists()
 
@@ -278,7 +280,8 @@ def test_the_ranker_saves_and_loads_through_the_checked_path(spark, tmp_path):
     assert meta["targets"] == ["all"]
     cols = [QID, "f1", "f2", "prediction"]
     assertDataFrameEqual(models["all"].transform(rows).select(*cols), model.transform(rows).select(*cols))
-    booster = next((_folder(lake, model_dir=R.MODEL_DIR) / "all" / "stages").glob("*_SparkXGBRanker_*/model/part-00000"))
+    stages = _folder(lake, model_dir=R.MODEL_DIR) / "all" / "stages"
+    booster = next(stages.glob("*_SparkXGBRanker_*/model/part-00000"))
     _write(booster, booster.read_text() + " ")
     with pytest.raises(safety.UnsafeModelError, match="differ from their SHA-256"):
         persist.load_models(spark, str(lake), model_dir=R.MODEL_DIR)

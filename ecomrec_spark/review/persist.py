@@ -102,9 +102,16 @@ def latest_version(spark: SparkSession, lake: str, model_dir: str = MODEL_DIR) -
     return safety.check_version(text.strip(), uri)
 
 
+def _requested(spark: SparkSession, lake: str, version: str | None, model_dir: str) -> str:
+    """The version asked for, or the pointer's; either way checked before it becomes part of a path."""
+    if version:
+        return safety.check_version(version, "the requested version")
+    return latest_version(spark, lake, model_dir)
+
+
 def load_metadata(spark: SparkSession, lake: str, version: str | None = None, model_dir: str = MODEL_DIR) -> dict[str, Any]:
     """``metadata.json`` of ``version`` (default: ``latest``); its own ``version`` must be the one asked for."""
-    version = safety.check_version(version, "the requested version") if version else latest_version(spark, lake, model_dir)
+    version = _requested(spark, lake, version, model_dir)
     uri = f"{models_root(lake, model_dir)}/{version}/{METADATA}"
     try:
         meta = json.loads(read_text(spark, uri))
@@ -142,7 +149,7 @@ def load_models(spark: SparkSession, lake: str, expected_features: Sequence[str]
     """
     from pyspark.ml import PipelineModel
 
-    version = safety.check_version(version, "the requested version") if version else latest_version(spark, lake, model_dir)
+    version = _requested(spark, lake, version, model_dir)
     folder = f"{models_root(lake, model_dir)}/{version}"
     safety.verify_manifest(spark, folder)
     meta = load_metadata(spark, lake, version, model_dir)
@@ -153,5 +160,6 @@ def load_models(spark: SparkSession, lake: str, expected_features: Sequence[str]
         raise safety.UnsafeModelError(f"{folder}/{METADATA} lists no model parts (targets); refusing to load")
     for target in targets:
         safety.check_stage(spark, f"{folder}/{safety.check_name(target, folder + '/' + METADATA)}", sql_statements)
+    log.info("model folder %s passed its manifest and metadata checks; loading %s", folder, targets)
     models = {t: PipelineModel.load(f"{folder}/{t}") for t in targets}
     return models, meta
