@@ -28,6 +28,9 @@ from ecomrec_spark.recommend.rank_features import LABEL, QID
 from ecomrec_spark.review import dataset as D
 from ecomrec_spark.review import persist
 from ecomrec_spark.review.train import xgb_pipeline
+from test_s3_end_to_end import BUCKET, s3  # noqa: F401  (the moto S3 server fixture)
+from test_s3_end_to_end import REPO
+from test_s3_end_to_end import _keys as _s3_keys
 
 VERSION = "20260101T000000Z-abc1234"
 OTHER = "20260202T000000Z-def5678"
@@ -305,3 +308,61 @@ def test_sentiment_sql_must_be_what_the_code_builds(spark, tmp_path):
     _reseal(spark, folder)
     with pytest.raises(safety.UnsafeModelError, match="holds the SQL .*java_method.*not one this code builds"):
         S.load_sentiment_model(spark, str(lake))
+
+
+# On S3 through s3a: the manifest is written and checked through Hadoop's S3AFileSystem (no .crc sidecars there).
+# A child process, because hadoop-aws must be on the JVM's classpath from the start (as in test_s3_end_to_end).
+S3A_CHILD = r"""
+import json, sys
+from pyspark.ml import Pipeline
+from pyspark.ml.feature import VectorAssembler
+from ecomrec_spark import model_safety as safety
+from ecomrec_spark.config import load_config
+from ecomrec_spark.review import persist
+from ecomrec_spark.session import build_session
+from ecomrec_spark.storage import hadoop_fs, list_files
+
+version, overrides = sys.argv[1], sys.argv[2:]
+cfg = load_config(None, overrides)
+spark = build_session(cfg)
+lake = cfg["paths"]["lake"]
+rows = spark.createDataFrame([(1.0, 2.0)], "a double, b double")
+model = Pipeline(stages=[VectorAssembler(inputCols=["a", "b"], outputCol="f")]).fit(rows)
+folder = persist.save_models(spark, lake, version, {"score": model}, {"features": ["a", "b"]})
+models, meta = persist.load_models(spark, lake, ["a", "b"])
+out = {"loaded": meta["version"], "f": [list(r["f"]) for r in models["score"].transform(rows).collect()],
+       "files": sorted(list_files(spark, folder))}
+path, fs = hadoop_fs(spark, f"{folder}/{safety.MANIFEST}")
+fs.delete(path, False)
+try:
+    persist.load_models(spark, lake, ["a", "b"])
+    out["refused"] = None
+except safety.UnsafeModelError as exc:
+    out["refused"] = str(exc)
+print("MODEL_S3A " + json.dumps(out), flush=True)
+"""
+
+
+def test_manifest_on_s3a(s3, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    sets = [f"paths.lake=s3a://{BUCKET}/model-lake", f"spark.conf.spark.hadoop.fs.s3a.endpoint={s3['endpoint']}",
+            "spark.conf.spark.hadoop.fs.s3a.path.style.access=true",
+            "spark.conf.spark.hadoop.fs.s3a.connection.ssl.enabled=false", "spark.master=local[1]",
+            "spark.shuffle_partitions=1", "spark.conf.spark.ui.showConsoleProgress=false",
+            "spark.conf.spark.driver.memory=1g", f"spark.conf.spark.local.dir={tmp_path / 'spark-local'}"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYSPARK_GATEWAY")}
+    proc = subprocess.run([sys.executable, "-c", S3A_CHILD, VERSION, *sets],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("MODEL_S3A ")]
+    assert proc.returncode == 0 and lines, proc.stderr[-4000:]
+    out = json.loads(lines[-1][len("MODEL_S3A "):])
+    assert (out["loaded"], out["f"]) == (VERSION, [[1.0, 2.0]])
+    folder = f"models/review_score/{VERSION}"
+    keys = [k[len(f"model-lake/{folder}/"):] for k in _s3_keys(s3["client"], f"model-lake/{folder}/")]
+    assert safety.MANIFEST not in keys and not any(k.endswith(".crc") for k in keys)  # the child deleted it
+    assert out["files"] == sorted([*keys, safety.MANIFEST])  # what s3a listed after the save: every object
+    assert out["refused"] == (f"s3a://{BUCKET}/model-lake/{folder} has no SHA256SUMS: its files cannot be checked, "
+                              "so it is not loaded (a model saved by this code always has one; retrain)")
