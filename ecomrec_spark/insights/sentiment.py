@@ -33,7 +33,8 @@ sits on both sides.
 Outputs of :func:`run_sentiment`:
 
 - ``<lake>/models/sentiment/<version>/model/`` (PipelineModel), ``metadata.json``
-  (parameters, metrics, counts) and ``<lake>/models/sentiment/latest``;
+  (parameters, metrics, counts), ``SHA256SUMS`` and ``<lake>/models/sentiment/latest``
+  (the layout and checked load of :mod:`ecomrec_spark.review.persist`);
 - ``gold/review_sentiment``: one row per review with text: ``review_id, order_id,
   product_id, review_score, sentiment`` (P(positive)), ``sentiment_label``
   (positive >= 0.6, negative <= 0.4, else neutral), ``model_version``;
@@ -70,7 +71,6 @@ from pyspark.sql import functions as F
 from ecomrec_spark import columns as C
 from ecomrec_spark import lake as lk
 from ecomrec_spark.review import persist
-from ecomrec_spark.storage import read_text, write_text
 
 log = logging.getLogger(__name__)
 
@@ -100,8 +100,6 @@ PRODUCT_SENTIMENT = "product_sentiment"
 SENTIMENT_METRICS = "sentiment_metrics"
 MODEL_DIR = "models/sentiment"
 MODEL_SUBDIR = "model"
-METADATA = "metadata.json"
-LATEST = "latest"
 
 # ---------------------------------------------------------------- text rules
 
@@ -157,6 +155,14 @@ def sentiment_stop_words(languages: tuple[str, ...] = STOP_WORD_LANGUAGES,
     return sorted(words - {strip_accents(w) for w in keep})
 
 
+TERMS_SQL = f"SELECT *, concat({WORDS}, {BIGRAMS}) AS {TERMS} FROM __THIS__"
+
+
+def normalise_sql(input_col: str = TEXT_ALL) -> str:
+    """The pipeline's first stage: lower case, accents folded (SQL, so it runs in the JVM)."""
+    return f"SELECT *, translate(lower(`{input_col}`), '{ACCENTED}', '{PLAIN}') AS {TEXT_NORM} FROM __THIS__"
+
+
 def sentiment_pipeline(vocab_size: int = 5000, min_df: float = 2, reg_param: float = 0.01, seed: int = 42, *,
                        max_iter: int = 100, features: str = "tfidf", ngrams: bool = True, vector_size: int = 100,
                        input_col: str = TEXT_ALL, label_col: str = LABEL, weight_col: str | None = WEIGHT) -> Pipeline:
@@ -209,8 +215,7 @@ def sentiment_pipeline(vocab_size: int = 5000, min_df: float = 2, reg_param: flo
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise TypeError(f"seed must be an integer, got {seed!r}")
 
-    normalise = SQLTransformer(statement=(
-        f"SELECT *, translate(lower(`{input_col}`), '{ACCENTED}', '{PLAIN}') AS {TEXT_NORM} FROM __THIS__"))
+    normalise = SQLTransformer(statement=normalise_sql(input_col))
     tokenizer = RegexTokenizer(inputCol=TEXT_NORM, outputCol=TOKENS, pattern=TOKEN_PATTERN, gaps=True,
                                minTokenLength=MIN_TOKEN_LENGTH, toLowercase=False)
     stop = StopWordsRemover(inputCol=TOKENS, outputCol=WORDS, stopWords=sentiment_stop_words(), caseSensitive=True)
@@ -218,7 +223,7 @@ def sentiment_pipeline(vocab_size: int = 5000, min_df: float = 2, reg_param: flo
     if features == "tfidf":
         if ngrams:
             stages += [NGram(n=2, inputCol=WORDS, outputCol=BIGRAMS),
-                       SQLTransformer(statement=f"SELECT *, concat({WORDS}, {BIGRAMS}) AS {TERMS} FROM __THIS__")]
+                       SQLTransformer(statement=TERMS_SQL)]
         stages += [CountVectorizer(inputCol=TERMS if ngrams else WORDS, outputCol=TF, vocabSize=vocab_size,
                                    minDF=float(min_df)),
                    IDF(inputCol=TF, outputCol=FEATURES)]
@@ -465,35 +470,21 @@ def product_sentiment(scored: DataFrame, lines: DataFrame) -> DataFrame:
 
 # ---------------------------------------------------------------- model folder
 
-def models_root(lake: str) -> str:
-    """``<lake>/models/sentiment``."""
-    return f"{lake.rstrip('/')}/{MODEL_DIR}"
-
-
 def save_sentiment_model(spark: SparkSession, lake: str, version: str, model: PipelineModel,
                          metadata: Mapping[str, Any]) -> str:
-    """Save the PipelineModel, then ``metadata.json``, then move ``latest``; returns the version folder."""
-    folder = f"{models_root(lake)}/{version}"
-    model.write().overwrite().save(f"{folder}/{MODEL_SUBDIR}")
-    text = json.dumps({**metadata, "version": version}, indent=2, default=str) + "\n"
-    write_text(spark, f"{folder}/{METADATA}", text)
-    write_text(spark, f"{models_root(lake)}/{LATEST}", version + "\n")
-    log.info("saved sentiment model %s to %s", version, folder)
-    return folder
+    """Save the PipelineModel, ``metadata.json`` and the manifest, then move ``latest``; the version folder."""
+    return persist.save_models(spark, lake, version, {MODEL_SUBDIR: model}, metadata, model_dir=MODEL_DIR)
 
 
 def load_sentiment_model(spark: SparkSession, lake: str, version: str | None = None
                          ) -> tuple[PipelineModel, dict[str, Any]]:
-    """``(PipelineModel, metadata)`` of ``version`` (default: the ``latest`` pointer)."""
-    if version is None:
-        try:
-            version = read_text(spark, f"{models_root(lake)}/{LATEST}").strip()
-        except FileNotFoundError:
-            raise FileNotFoundError(f"no sentiment model under {models_root(lake)}; "
-                                    "run the sentiment stage first") from None
-    folder = f"{models_root(lake)}/{version}"
-    meta = json.loads(read_text(spark, f"{folder}/{METADATA}"))
-    return PipelineModel.load(f"{folder}/{MODEL_SUBDIR}"), meta
+    """``(PipelineModel, metadata)`` of ``version`` (default: ``latest``), through the checked load.
+
+    The saved SQL must be a statement :func:`sentiment_pipeline` builds (the stage runs it).
+    """
+    models, meta = persist.load_models(spark, lake, version=version, model_dir=MODEL_DIR,
+                                       sql_statements=(normalise_sql(), TERMS_SQL))
+    return models[MODEL_SUBDIR], meta
 
 
 # ---------------------------------------------------------------- the stage

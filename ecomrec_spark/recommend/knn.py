@@ -15,6 +15,8 @@ with ``rank`` 1-based by ascending distance, ties broken by ascending item id.
   data) is collected once, broadcast as float32, and every partition of queries
   scores blocks of rows with one matrix multiply (``mapInArrow``).  Candidates
   are picked on float32 scores and re-ranked on float64 distances.
+* :func:`exact_top_k_few_queries` -- the same answer for a few queries against
+  a catalogue too big to broadcast: the queries are broadcast instead.
 * :func:`lsh_params` -- derives ``bucket_length``, ``num_tables`` and
   ``threshold`` from a sample (the rule below).
 * :func:`recall_at_k` -- mean over queries of ``|approx & exact| / k``.
@@ -32,7 +34,8 @@ most of the catalogue in every bucket.  The rule is:
 
 1. Sample ``sample_queries`` queries by a seeded hash of their id (``xxhash64``,
    so the sample does not depend on partitioning) and compute their exact
-   top-k with :func:`exact_top_k`.
+   top-k with :func:`exact_top_k_few_queries` (the sample is broadcast and the
+   items streamed, so any catalogue size works).
 2. ``threshold = max k-th distance in the sample x (1 + threshold_margin)``
    (the join keeps ``distance < threshold``); capped at 2.0, the largest
    distance between unit vectors, unless the sample itself reaches 2.
@@ -212,7 +215,7 @@ def lsh_top_k(queries: DataFrame, items: DataFrame, k: int, bucket_length: float
 # ================================================================================================
 
 def collect_item_matrix(items: DataFrame, item_col: str = C.PRODUCT_ID, features_col: str = FEATURES,
-                        max_items: int = 200_000):
+                        max_items: int = 200_000, dtype: str = "float32"):
     """The item catalogue as ``(ids, matrix)`` on the driver, sorted by id.
 
     Parameters
@@ -221,13 +224,15 @@ def collect_item_matrix(items: DataFrame, item_col: str = C.PRODUCT_ID, features
         ``item_col`` and ``features_col``; null ids or vectors are skipped.
     max_items : int
         Refuse larger catalogues (the matrix is broadcast to every worker).
+    dtype : str
+        ``float32`` (the broadcast catalogue) or ``float64`` (queries, kept exact).
 
     Returns
     -------
     ids : pyarrow.StringArray
         Item ids in ascending (byte) order, the order Spark sorts strings in.
     matrix : numpy.ndarray
-        ``float32`` of shape ``(n_items, dim)``, row ``j`` for ``ids[j]``.
+        ``dtype`` of shape ``(n_items, dim)``, row ``j`` for ``ids[j]``.
 
     Raises
     ------
@@ -238,7 +243,7 @@ def collect_item_matrix(items: DataFrame, item_col: str = C.PRODUCT_ID, features
     --------
     >>> ids, mat = collect_item_matrix(products, max_items=100_000)   # doctest: +SKIP
     """
-    prep = _prepared(items, item_col, features_col).select("_id", vector_to_array("_f", "float32").alias("_v"))
+    prep = _prepared(items, item_col, features_col).select("_id", vector_to_array("_f", dtype).alias("_v"))
     table = prep.limit(int(max_items) + 1).toArrow()  # the catalogue itself: a model, not row-level data
     if table.num_rows > max_items:
         raise ValueError(
@@ -248,14 +253,14 @@ def collect_item_matrix(items: DataFrame, item_col: str = C.PRODUCT_ID, features
     table = table.sort_by([("_id", "ascending")]).combine_chunks()
     ids = table.column("_id").chunk(0) if table.num_rows else pa.array([], pa.string())
     if table.num_rows == 0:
-        return ids, np.zeros((0, 0), dtype=np.float32)
+        return ids, np.zeros((0, 0), dtype=np.dtype(dtype))
     vecs = table.column("_v").chunk(0)
     lengths = pc.list_value_length(vecs)
     dim = pc.min(lengths).as_py()
     if dim != pc.max(lengths).as_py():
         raise ValueError(f"item vectors have different sizes ({dim} to {pc.max(lengths).as_py()})")
     mat = np.ascontiguousarray(vecs.flatten().to_numpy(zero_copy_only=False).reshape(len(vecs), dim),
-                               dtype=np.float32)
+                               dtype=np.dtype(dtype))
     return ids, mat
 
 
@@ -399,6 +404,80 @@ def exact_top_k(queries: DataFrame, items: DataFrame, k: int, block_rows: int = 
     return prep.mapInArrow(score_batches, schema)
 
 
+def exact_top_k_few_queries(queries: DataFrame, items: DataFrame, k: int, *, max_queries: int = 10_000,
+                            exclude_self: bool = False, query_col: str = C.CUSTOMER_ID, item_col: str = C.PRODUCT_ID,
+                            features_col: str = FEATURES, item_out: str | None = None, distance_col: str = DISTANCE,
+                            similarity_col: str = SIMILARITY, rank_col: str = RANK,
+                            score_budget_mb: int = 128) -> DataFrame:
+    """Exact top-k for a few queries against a catalogue of any size: the queries are broadcast instead.
+
+    The mirror image of :func:`exact_top_k`, for :func:`lsh_params`' sample,
+    whose catalogue is past what ``exact_top_k`` may broadcast (that is when
+    LSH is chosen).  The query matrix (at most ``max_queries`` rows) goes to
+    every worker; each batch of items, sorted by id, yields its own top-k per
+    query with the same float32-pick, float64-rerank as ``exact_top_k``; a
+    window then keeps the ``k`` nearest per query over all batches (ties by
+    item id).  So the answer equals ``exact_top_k``'s, and the work is
+    ``n_queries x n_items x dim`` spread over the cluster.
+
+    Parameters are those of :func:`exact_top_k`; ``max_queries`` bounds the
+    broadcast side (ValueError beyond it).
+
+    Examples
+    --------
+    >>> exact_top_k_few_queries(sample, products, 10).where("rank = 1").show()   # doctest: +SKIP
+    """
+    _check_k(k)
+    q_out, i_out = _names(query_col, item_col, item_out)
+    schema = _schema(q_out, i_out, distance_col, similarity_col, rank_col)
+    spark = queries.sparkSession
+    q_ids, q_mat = collect_item_matrix(queries, query_col, features_col, max_queries, dtype="float64")
+    if len(q_ids) == 0:
+        return spark.createDataFrame([], schema)
+    n_q, dim, k_out = len(q_ids), q_mat.shape[1], int(k)
+    block = max(1, (int(score_budget_mb) << 20) // (8 * n_q))  # items per multiply: score + a boolean pass
+    bc = spark.sparkContext.broadcast({"ids": q_ids, "q": q_mat})
+
+    def top_per_batch(batches: Iterator[Any]) -> Iterator[Any]:
+        import numpy as np
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        query_ids, q64 = bc.value["ids"], bc.value["q"]
+        for batch in batches:
+            if batch.num_rows == 0:
+                continue
+            batch = batch.sort_by([("_id", "ascending")])  # index order = id order: _top_k_block's ties
+            iids, vecs = batch.column(0), batch.column(1)
+            lengths = pc.list_value_length(vecs)
+            if pc.min(lengths).as_py() != dim or pc.max(lengths).as_py() != dim:
+                raise ValueError(f"item vectors must have the queries' size {dim}")
+            mat = vecs.flatten().to_numpy(zero_copy_only=False).reshape(batch.num_rows, dim).astype(np.float32)
+            for lo in range(0, batch.num_rows, block):
+                hi = min(lo + block, batch.num_rows)
+                aug = np.hstack([mat[lo:hi], (mat[lo:hi].astype(np.float64) ** 2).sum(axis=1, keepdims=True)]
+                                ).astype(np.float32)
+                self_idx = None
+                if exclude_self:
+                    self_idx = pc.fill_null(pc.index_in(query_ids, value_set=iids.slice(lo, hi - lo)), -1)
+                    self_idx = self_idx.to_numpy(zero_copy_only=False).astype(np.int64)
+                cand, d2 = _top_k_block(q64, aug, k_out, self_idx)
+                keep = np.isfinite(d2).ravel()
+                yield pa.RecordBatch.from_arrays([
+                    query_ids.take(pa.array(np.repeat(np.arange(n_q), cand.shape[1])[keep])),
+                    iids.take(pa.array(lo + cand.ravel()[keep])).cast(pa.string()),
+                    pa.array(np.maximum(d2.ravel()[keep], 0.0)),
+                ], names=["_q", "_i", "_d2"])
+
+    prep = _prepared(items, item_col, features_col).select("_id", vector_to_array("_f", "float32").alias("_v"))
+    partial = prep.mapInArrow(top_per_batch, "_q string, _i string, _d2 double")
+    w = Window.partitionBy("_q").orderBy(F.col("_d2").asc(), F.col("_i").asc())
+    return (partial.withColumn("_r", F.row_number().over(w)).where(F.col("_r") <= F.lit(k_out))
+            .select(F.col("_q").alias(q_out), F.col("_i").alias(i_out), F.sqrt("_d2").alias(distance_col),
+                    (F.lit(1.0) - F.col("_d2") / F.lit(2.0)).alias(similarity_col),
+                    F.col("_r").cast("int").alias(rank_col)))
+
+
 # ================================================================================================
 # Recall
 # ================================================================================================
@@ -460,7 +539,7 @@ def lsh_params(items: DataFrame, queries: DataFrame, k: int, target_recall: floa
                sample_queries: int = 200, seed: int = 42, max_tables: int = 12, *,
                query_col: str = C.CUSTOMER_ID, item_col: str = C.PRODUCT_ID, features_col: str = FEATURES,
                exclude_self: bool = False, multipliers: Sequence[float] = DEFAULT_MULTIPLIERS,
-               z: float = 1.645, threshold_margin: float = 0.05, max_items: int = 200_000) -> dict[str, Any]:
+               z: float = 1.645, threshold_margin: float = 0.05) -> dict[str, Any]:
     """``bucket_length``, ``num_tables`` and ``threshold`` for :func:`lsh_top_k`, from a sample.
 
     Implements the rule of the module docstring: exact top-k of a seeded
@@ -492,8 +571,6 @@ def lsh_params(items: DataFrame, queries: DataFrame, k: int, target_recall: floa
         to compare the sample recall itself).
     threshold_margin : float
         Relative margin over the sample's largest k-th distance.
-    max_items : int
-        Passed to :func:`exact_top_k` for the sample.
 
     Returns
     -------
@@ -524,8 +601,9 @@ def lsh_params(items: DataFrame, queries: DataFrame, k: int, target_recall: floa
         n_sample = sample.count()
         if n_sample == 0:
             raise ValueError("queries has no rows with an id and a vector")
-        truth = exact_top_k(sample, i_prep, k, max_items=max_items, exclude_self=exclude_self, query_col="_id",
-                            item_col="_id", item_out="_n", features_col="_f").cache()
+        # the sample is broadcast, not the catalogue: LSH is chosen when the catalogue is too big to broadcast
+        truth = exact_top_k_few_queries(sample, i_prep, k, max_queries=int(sample_queries), exclude_self=exclude_self,
+                                        query_col="_id", item_col="_id", item_out="_n", features_col="_f").cache()
         kth = truth.groupBy("_id").agg(F.max("distance").alias("_dk"), F.count(F.lit(1)).alias("_c"))
         stats = kth.agg(F.percentile_approx("_dk", 0.5, 10_000).alias("med"), F.max("_dk").alias("mx"),
                         F.count(F.lit(1)).alias("n")).collect()[0]
