@@ -107,7 +107,7 @@ EXPECTED = {
     "trending": {"items": [item("P4", 1, 2.5, "trending")]},
 }
 EXPECTED_ROWS = {"customer": 4, "product": 5, "popular": 4, "trending": 1}
-REVIEW_VERSION = "20180801T000000Z-rev0001"
+REVIEW_VERSION = "20180801T000000Z-a0b1c2d"  # the model version pattern (model_safety.VERSION_PATTERN)
 REVIEW_METRICS = {"score": [  # the saved model is the unweighted tuned one (config class_weights false)
     {"model": "xgboost_tuned", "class_weights": "unweighted", "macro_f1": 0.55},
     {"model": "xgboost_tuned", "class_weights": "weighted", "macro_f1": 0.60},
