@@ -9,12 +9,14 @@ before Spark starts; a bad one exits with code 2 and a one-line message.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import sys
 from typing import Any, Mapping, Sequence
 
 from ecomrec_spark.config import ConfigError, is_local_path, load_config, local_path
+from ecomrec_spark.lease import LeaseHeld
 from ecomrec_spark.serving.gate import GateRefused
 
 log = logging.getLogger("ecomrec_spark")
@@ -51,6 +53,11 @@ COMMANDS = {
 }
 
 
+# commands that never write the lake; every other command takes the lake's writer lease (ecomrec_spark.lease)
+NO_LAKE_WRITES = ("generate", "athena-ddl", "upload-raw", "recommend", "predict-review", "emr", "serve")
+LEASE_HELD_EXIT = 4  # another run is writing the lake: nothing was done, try again later
+
+
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--conf", default=None, metavar="FILE", help="YAML config (default: conf/local.yaml)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -65,6 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
     for name, text in COMMANDS.items():
         p = sub.add_parser(name, help=text, description=text)
         _common(p)
+        if name not in NO_LAKE_WRITES:
+            p.add_argument("--break-lock", action="store_true",
+                           help="take over the lake's writer lease if its holder let it expire (never a live one)")
         if name == "generate":
             p.add_argument("--out", default=None, help="output folder (default: paths.generated)")
             p.add_argument("--orders", type=int, default=None, help="number of orders (default: generate.orders)")
@@ -151,8 +161,7 @@ def run(args: argparse.Namespace, cfg: Mapping[str, Any] | None = None) -> dict[
         from ecomrec_spark.serving.versions import list_versions, rollback  # no pyspark import
 
         return {"publish": rollback(cfg) if args.rollback else list_versions(cfg)}
-    # only now: stages and session import pyspark, which `serve` and `publish --list/--rollback` must not load
-    from ecomrec_spark import stages
+    # only now: the session imports pyspark, which `serve` and `publish --list/--rollback` must not load
     from ecomrec_spark.session import build_session
 
     if args.command == "generate" or getattr(args, "generate", False):
@@ -162,7 +171,19 @@ def run(args: argparse.Namespace, cfg: Mapping[str, Any] | None = None) -> dict[
         if not raw.is_dir():
             raise ConfigError(f"config key 'paths.raw' = {raw} does not exist; run `ecomrec generate --out {raw}` "
                               "or point it at your data with --set paths.raw=DIR")
-    spark = build_session(cfg, app_name=f"ecomrec-{args.command}")
+    with contextlib.ExitStack() as held:
+        if args.command not in NO_LAKE_WRITES:  # before the JVM starts: a second writer is refused at once
+            from ecomrec_spark import lease
+
+            held.enter_context(lease.writer(cfg["paths"]["lake"], args.command, cfg["spark"].get("conf"),
+                                            getattr(args, "break_lock", False)))
+        return _run_spark(args, cfg, build_session(cfg, app_name=f"ecomrec-{args.command}"))
+
+
+def _run_spark(args: argparse.Namespace, cfg: Mapping[str, Any], spark) -> dict[str, Any]:
+    """The commands that need Spark, once the session is up (and the lake's lease held, for writers)."""
+    from ecomrec_spark import stages
+
     if args.command == "generate":
         return {"generate": _generate(spark, cfg, args.out, args.orders, args.seed)}
     if args.command == "run-all":
@@ -383,6 +404,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"ecomrec {args.command}: configuration error: {exc}", file=sys.stderr)
         return 2
+    except LeaseHeld as exc:
+        print(f"ecomrec {args.command}: lake busy: {exc}", file=sys.stderr)
+        return LEASE_HELD_EXIT
     except GateRefused as exc:  # the new version was written but not made live
         print(f"ecomrec {args.command}: refused: {exc}", file=sys.stderr)
         return 3

@@ -198,3 +198,34 @@ def test_spark_submit_entry_points(spark, run, tmp_path):
     for name, n in run["counts"].items():
         layer, table = name.split("/")
         assert lk.read(spark, str(lake_dir), layer, table).count() == n, name
+
+
+def test_two_ingests_started_together_one_is_refused_and_the_tables_stay_whole(spark, run, tmp_path):
+    """One writer per lake: the second ingest fails at once (exit 4, naming the holder), the first finishes,
+    and the new file's rows are in bronze once."""
+    from ecomrec_spark.cli import LEASE_HELD_EXIT
+
+    lake_dir = tmp_path / "lake"
+    shutil.copytree(Path(run["cfg"]["paths"]["lake"]), lake_dir)
+    raw_dir = Path(run["cfg"]["paths"]["raw"])
+    new_file = raw_dir / "olist" / "olist_order_items_dataset_2019-02.csv"
+    shutil.copy(raw_dir / "olist" / "olist_order_items_dataset.csv", new_file)
+    args = ["--set", f"paths.raw={raw_dir}", "--set", f"paths.lake={lake_dir}"]
+    try:
+        procs = [subprocess.Popen([sys.executable, str(REPO / "jobs" / "ingest.py"), *args], cwd=REPO,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+        outs = [p.communicate(timeout=600) for p in procs]
+    finally:
+        new_file.unlink()
+    codes = sorted(p.returncode for p in procs)
+    assert codes == [0, LEASE_HELD_EXIT], [o[1][-2000:] for o in outs]
+    refused = next(err for p, (_, err) in zip(procs, outs) if p.returncode == LEASE_HELD_EXIT)
+    assert "lake busy: the lake is being written by another run" in refused and "`ecomrec ingest` (run " in refused
+    assert "Traceback" not in refused
+    assert not (lake_dir / "_writer_lease.json").exists()  # the winner gave it back
+    recon = lk.read(spark, str(lake_dir), "bronze", "ingest_reconciliation")
+    new = recon.where(F.col("file").endswith("_2019-02.csv")).collect()  # one row per file: a handful
+    assert len(new) == 1 and new[0]["balanced"]
+    bronze = lk.read(spark, str(lake_dir), "bronze", "olist_order_items")
+    assert bronze.where(F.col("_source_file").endswith("_2019-02.csv")).count() == new[0]["bronze_rows"]
+    assert new[0]["raw_records"] == run["truth"]["files"]["olist_order_items_dataset.csv"]["records"]
