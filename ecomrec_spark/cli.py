@@ -171,27 +171,33 @@ def run(args: argparse.Namespace, cfg: Mapping[str, Any] | None = None) -> dict[
         if not raw.is_dir():
             raise ConfigError(f"config key 'paths.raw' = {raw} does not exist; run `ecomrec generate --out {raw}` "
                               "or point it at your data with --set paths.raw=DIR")
+    from ecomrec_spark import runs
+
+    run_id = runs.new_run_id()  # the lease's owner, the userMetadata of every commit, the manifest rows
     with contextlib.ExitStack() as held:
         if args.command not in NO_LAKE_WRITES:  # before the JVM starts: a second writer is refused at once
             from ecomrec_spark import lease
 
             held.enter_context(lease.writer(cfg["paths"]["lake"], args.command, cfg["spark"].get("conf"),
-                                            getattr(args, "break_lock", False)))
-        return _run_spark(args, cfg, build_session(cfg, app_name=f"ecomrec-{args.command}"))
+                                            getattr(args, "break_lock", False), run_id=run_id))
+        spark = build_session(cfg, app_name=f"ecomrec-{args.command}")
+        if args.command == "run-all":  # one manifest row per stage, each committed as that stage ends
+            from ecomrec_spark import stages
+
+            result = {"generate": _generate(spark, cfg, cfg["paths"]["raw"], None, None)} if args.generate else {}
+            return {**result, **stages.run_all(spark, cfg, run_id)}
+        # a writing command is one stage (its manifest row is its last write); any other reads the complete tables
+        stage = None if args.command in NO_LAKE_WRITES else args.command
+        with runs.stage(spark, cfg["paths"]["lake"], stage, run_id):
+            return _run_spark(args, cfg, spark)
 
 
 def _run_spark(args: argparse.Namespace, cfg: Mapping[str, Any], spark) -> dict[str, Any]:
-    """The commands that need Spark, once the session is up (and the lake's lease held, for writers)."""
+    """The commands that need Spark but are not run-all, once the session is up (and the lease held, for writers)."""
     from ecomrec_spark import stages
 
     if args.command == "generate":
         return {"generate": _generate(spark, cfg, args.out, args.orders, args.seed)}
-    if args.command == "run-all":
-        result: dict[str, Any] = {}
-        if args.generate:
-            result["generate"] = _generate(spark, cfg, cfg["paths"]["raw"], None, None)
-        result.update(stages.run_all(spark, cfg))
-        return result
     if args.command == "athena-ddl":
         from ecomrec_spark.catalog import write_ddl
 

@@ -2,7 +2,10 @@
 
 Layout: ``<lake>/<layer>/<table>`` with the layers bronze, silver, gold and
 quarantine.  Every write is one Delta commit, so a job killed mid-write leaves
-each table readable at its previous version.
+each table readable at its previous version.  While a stage runs, reads and
+writes go through :mod:`ecomrec_spark.runs`: a write records the version it made
+for the stage's manifest, and a read of a table the stage has not written yet
+gets the version of the last complete stage that wrote it.
 """
 
 from __future__ import annotations
@@ -11,6 +14,8 @@ import logging
 from typing import Iterable
 
 from pyspark.sql import DataFrame, SparkSession
+
+from ecomrec_spark import runs
 
 log = logging.getLogger(__name__)
 
@@ -35,12 +40,21 @@ def read(spark: SparkSession, lake: str, layer: str, table: str) -> DataFrame:
     if not exists(spark, path):
         hint = "ecomrec ingest" if layer in ("bronze", "quarantine") else "ecomrec transform"
         raise FileNotFoundError(f"Delta table {path} does not exist yet; run `{hint}` first")
-    return spark.read.format("delta").load(path)
+    return _load(spark, lake, layer, table, path)
 
 
 def read_optional(spark: SparkSession, lake: str, layer: str, table: str) -> DataFrame | None:
     path = table_path(lake, layer, table)
-    return spark.read.format("delta").load(path) if exists(spark, path) else None
+    return _load(spark, lake, layer, table, path) if exists(spark, path) else None
+
+
+def _load(spark: SparkSession, lake: str, layer: str, table: str, path: str) -> DataFrame:
+    """The table as the last complete stage left it (:func:`runs.version_to_read`), else its latest version."""
+    reader = spark.read.format("delta")
+    version = runs.version_to_read(lake, layer, table)
+    if version is not None:
+        reader = reader.option("versionAsOf", version)
+    return reader.load(path)
 
 
 def overwrite(df: DataFrame, lake: str, layer: str, table: str, partition_by: Iterable[str] = ()) -> str:
@@ -51,7 +65,17 @@ def overwrite(df: DataFrame, lake: str, layer: str, table: str, partition_by: It
     if parts:
         writer = writer.partitionBy(*parts)
     writer.save(path)
+    runs.wrote(df.sparkSession, lake, layer, table, path)
     log.info("wrote %s", path)
+    return path
+
+
+def append(df: DataFrame, lake: str, layer: str, table: str) -> str:
+    """Add rows in one commit (logs such as model metrics; new columns are added to the table)."""
+    path = table_path(lake, layer, table)
+    df.write.format("delta").mode("append").option("mergeSchema", "true").save(path)
+    runs.wrote(df.sparkSession, lake, layer, table, path)
+    log.info("appended to %s", path)
     return path
 
 
@@ -68,5 +92,6 @@ def replace_where(df: DataFrame, lake: str, layer: str, table: str, column: str,
        .option("replaceWhere", f"{column} IN ({quoted})")
        .option("mergeSchema", "true")
        .save(path))
+    runs.wrote(df.sparkSession, lake, layer, table, path)
     log.info("replaced %d %s slice(s) of %s", len(vals), column, path)
     return path

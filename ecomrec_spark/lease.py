@@ -289,9 +289,9 @@ def acquire(backend: Backend, command: str, break_lock: bool = False, ttl: float
 
 @contextmanager
 def writer(lake: str, command: str, spark_conf: Mapping[str, Any] | None = None,
-           break_lock: bool = False) -> Iterator[Lease]:
+           break_lock: bool = False, run_id: str | None = None) -> Iterator[Lease]:
     """Hold the lake's writer lease for the block."""
-    lease = acquire(backend_for(lake, spark_conf), command, break_lock)
+    lease = acquire(backend_for(lake, spark_conf), command, break_lock, run_id=run_id)
     try:
         yield lease
     finally:

@@ -139,9 +139,14 @@ PIPELINE: list[tuple[str, Stage]] = [
 ]
 
 
-def run_all(spark: SparkSession, cfg: Mapping[str, Any]) -> dict[str, Any]:
+def run_all(spark: SparkSession, cfg: Mapping[str, Any], run_id: str | None = None) -> dict[str, Any]:
+    """Every stage in order under one run id; each stage's manifest row is committed as that stage ends."""
+    from ecomrec_spark import runs
+
+    run_id = run_id or runs.new_run_id()
     out: dict[str, Any] = {}
     for name, stage in PIPELINE:
-        log.info("stage %s", name)
-        out[name] = stage(spark, cfg)
+        log.info("stage %s (run %s)", name, run_id)
+        with runs.stage(spark, cfg["paths"]["lake"], name, run_id):
+            out[name] = stage(spark, cfg)
     return out

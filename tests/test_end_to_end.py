@@ -18,6 +18,7 @@ import pytest
 from pyspark.sql import functions as F
 
 from ecomrec_spark import lake as lk
+from ecomrec_spark import runs
 from ecomrec_spark.config import load_config
 from ecomrec_spark.generate.dataset import generate_dataset
 from ecomrec_spark.ingest.run import ingest
@@ -33,8 +34,11 @@ def run(spark, tmp_path_factory):
     cfg = load_config(None, [f"paths.raw={root / 'raw'}", f"paths.lake={root / 'lake'}", f"generate.orders={ORDERS}",
                              "generate.seed=7"])
     truth = generate_dataset(spark, cfg["paths"]["raw"], cfg["generate"])
-    recon = ingest(spark, cfg)
-    counts = transform(spark, cfg)
+    with runs.stage(spark, cfg["paths"]["lake"], "ingest", "e2e-base"):  # as the CLI runs them: with manifest rows
+        recon = ingest(spark, cfg)
+    with runs.stage(spark, cfg["paths"]["lake"], "transform", "e2e-base") as done:
+        counts = transform(spark, cfg)
+    assert done.commits == len(done.written) == len(counts)  # transform writes each table once
     return {"cfg": cfg, "truth": truth, "recon": recon, "counts": counts, "root": root}
 
 
@@ -168,17 +172,64 @@ def _kill_ingest_and_rerun(spark, run, raw_dir: Path, lake_dir: Path) -> None:
     assert ingest(spark, cfg) == []  # and a third run changes nothing
 
 
-def test_transform_killed_mid_write_keeps_previous_versions(spark, run, tmp_path):
+def _latest_versions(spark, lake_dir: Path, tables) -> dict[str, int]:
+    from delta.tables import DeltaTable
+
+    return {t: DeltaTable.forPath(spark, lk.table_path(str(lake_dir), *t.split("/"))).history(1).first()["version"]
+            for t in tables}
+
+
+def _manifest_rows(spark, lake_dir: Path) -> list[tuple[str, str]]:
+    return [(r["run_id"], r["stage"]) for r in
+            lk.read(spark, str(lake_dir), *runs.MANIFEST).orderBy("finished_at").collect()]  # a row per stage run
+
+
+def test_transform_killed_after_its_nth_commit_is_invisible_to_readers_and_a_rerun_completes(
+        spark, run, tmp_path, monkeypatch):
+    """Transform fails right after its 1st, middle and last-but-one commit: each time the manifest gains
+    nothing, the tables it did commit hold a newer Delta version than readers get, and readers get exactly the
+    versions of the last complete transform. A re-run then completes and becomes what readers get."""
     lake_dir = tmp_path / "lake"
     shutil.copytree(Path(run["cfg"]["paths"]["lake"]), lake_dir)
+    cfg = load_config(None, [f"paths.raw={run['cfg']['paths']['raw']}", f"paths.lake={lake_dir}"])
+    tables = sorted(run["counts"])
+    complete = runs.pins(spark, str(lake_dir))
+    manifest = _manifest_rows(spark, lake_dir)
+    n = len(tables)
+    for k in sorted({1, n // 2, n - 1}):
+        monkeypatch.setenv(runs.FAIL_AFTER_COMMITS, str(k))
+        with pytest.raises(runs.InjectedFailure):
+            with runs.stage(spark, str(lake_dir), "transform", f"killed-after-{k}"):
+                transform(spark, cfg)
+        assert _manifest_rows(spark, lake_dir) == manifest, k
+        latest = _latest_versions(spark, lake_dir, tables)
+        newer = [t for t in tables if latest[t] > complete[t]]
+        assert len(newer) >= k, (k, latest, complete)  # this attempt's commits are in the tables ...
+        with runs.stage(spark, str(lake_dir), None, "reader"):  # ... and no reader sees them
+            assert {t: runs.version_to_read(str(lake_dir), *t.split("/")) for t in tables} == \
+                {t: complete[t] for t in tables}, k
+    monkeypatch.delenv(runs.FAIL_AFTER_COMMITS)
+    with runs.stage(spark, str(lake_dir), "transform", "rerun") as rerun:
+        assert transform(spark, cfg) == run["counts"]
+    assert _manifest_rows(spark, lake_dir) == [*manifest, ("rerun", "transform")]
+    assert set(rerun.written) == set(tables)
+    assert rerun.written == _latest_versions(spark, lake_dir, tables)
+    assert {t: v for t, v in runs.pins(spark, str(lake_dir)).items() if t in tables} == rerun.written
+
+
+def test_transform_killed_by_sigkill_leaves_readers_on_the_last_complete_versions(spark, run, tmp_path):
+    """kill -9 of the real job (spark-submit entry point) once it has committed silver/products."""
+    lake_dir = tmp_path / "lake"
+    shutil.copytree(Path(run["cfg"]["paths"]["lake"]), lake_dir)
+    complete, manifest = runs.pins(spark, str(lake_dir)), _manifest_rows(spark, lake_dir)
     args = ["--set", f"paths.raw={run['cfg']['paths']['raw']}", "--set", f"paths.lake={lake_dir}"]
     killed = _run_job_and_kill("transform.py", args, lake_dir / "silver" / "products")
     assert killed, "the job finished before the kill"
-    for name, n in run["counts"].items():
-        layer, table = name.split("/")
-        assert lk.read(spark, str(lake_dir), layer, table).count() == n, name
-    cfg = load_config(None, args[1::2])
-    assert transform(spark, cfg) == run["counts"]
+    assert _manifest_rows(spark, lake_dir) == manifest
+    assert _latest_versions(spark, lake_dir, ["silver/products"])["silver/products"] > complete["silver/products"]
+    with runs.stage(spark, str(lake_dir), None, "reader"):
+        for t in run["counts"]:
+            assert runs.version_to_read(str(lake_dir), *t.split("/")) == complete[t], t
 
 
 def test_spark_submit_entry_points(spark, run, tmp_path):

@@ -180,3 +180,57 @@ def test_recommend_cli_serves_the_picked_default(spark, run, capsys):
     who = _gold(spark, run, "recommendations").where(F.col("model") == default).orderBy("customer_id").first()
     assert main(["recommend", "--customer-id", who["customer_id"], *args]) == 0
     assert f"customer {who['customer_id']}, model {default}" in capsys.readouterr().out
+
+
+def test_build_recommendations_killed_after_its_nth_commit_keeps_readers_on_the_last_complete_build(
+        spark, run, tmp_path, monkeypatch):
+    """build-recommendations fails right after its 1st and its last-but-one commit (issue 13 point 4): each time
+    the manifest gains nothing, the gold tables it committed hold newer Delta versions than readers get, and
+    readers (publish, the API's build, evaluate) get the last complete build's versions, its model_version and its
+    default model. A re-run then completes and becomes what readers get."""
+    import shutil
+
+    from delta.tables import DeltaTable
+
+    from ecomrec_spark import runs
+    from ecomrec_spark.config import load_config
+
+    lake = str(tmp_path / "lake")
+    shutil.copytree(run["cfg"]["paths"]["lake"], lake)
+    # the popularity model only: the kill points, not the models, are under test here
+    cfg = load_config(None, [*run["sets"], f"paths.lake={lake}", "recommend.models=[popular]"])
+
+    def latest(table: str) -> int:
+        return DeltaTable.forPath(spark, lk.table_path(lake, *table.split("/"))).history(1).first()["version"]
+
+    def seen_by_readers() -> tuple[dict[str, int | None], set[str], set[str]]:
+        with runs.stage(spark, lake, None, "reader"):
+            versions = {t: runs.version_to_read(lake, *t.split("/")) for t in tables}
+            recs = {r[0] for r in lk.read(spark, lake, "gold", "recommendations")
+                    .select("model_version").distinct().collect()}  # one row per build
+            builds = {r[0] for r in lk.read(spark, lake, "gold", "recommendation_runs")
+                      .select("model_version").collect()}  # one row per build
+        return versions, recs, builds
+
+    with runs.stage(spark, lake, "build-recommendations", "base") as base:
+        built = recommend(spark, cfg)
+    tables = sorted(base.written)
+    assert base.commits == len(tables) >= 4 and "gold/recommendations" in tables
+    complete = seen_by_readers()
+    assert complete[0] == base.written and complete[1] == {built["model_version"]}
+    manifest = lk.read(spark, lake, *runs.MANIFEST).count()
+    for k in (1, base.commits - 1):
+        monkeypatch.setenv(runs.FAIL_AFTER_COMMITS, str(k))
+        with pytest.raises(runs.InjectedFailure):
+            with runs.stage(spark, lake, "build-recommendations", f"killed-after-{k}"):
+                recommend(spark, cfg)
+        assert lk.read(spark, lake, *runs.MANIFEST).count() == manifest, k
+        assert sum(latest(t) > base.written[t] for t in tables) == k  # its commits are in the tables ...
+        assert seen_by_readers() == complete, k                        # ... and no reader sees them
+    monkeypatch.delenv(runs.FAIL_AFTER_COMMITS)
+    with runs.stage(spark, lake, "build-recommendations", "rerun") as rerun:
+        again = recommend(spark, cfg)
+    assert rerun.written == {t: latest(t) for t in tables}
+    versions, recs, builds = seen_by_readers()
+    assert versions == rerun.written and recs == {again["model_version"]}
+    assert again["model_version"] in builds and built["model_version"] in builds

@@ -25,8 +25,6 @@ For each table spec:
 from __future__ import annotations
 
 import logging
-import time
-import uuid
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -34,7 +32,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import StringType, StructField, StructType
 
-from ecomrec_spark import lake
+from ecomrec_spark import lake, runs
 from ecomrec_spark.ingest.count import FILE as COUNTED_FILE
 from ecomrec_spark.ingest.count import jsonl_blank, raw_counts
 from ecomrec_spark.ingest.files import RawFile, folder_exists, list_files, read_header
@@ -73,10 +71,6 @@ class HeaderCheck:
     header: list[str]
     missing_optional: list[str]
     extra: list[str]
-
-
-def new_run_id() -> str:
-    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + uuid.uuid4().hex[:8]
 
 
 def check_header(spec: TableSpec, file: RawFile, header: list[str]) -> HeaderCheck:
@@ -257,6 +251,23 @@ def _ingested(spark: SparkSession, lake_root: str, table: str) -> set[tuple[str,
     return {(r["file"], r["size"], r["mtime"], r["content_hash"]) for r in rows}
 
 
+def finished_slices(spark: SparkSession, lake_root: str, table: str, required: bool = True) -> DataFrame | None:
+    """The bronze rows of ``table`` from files whose reconciliation was recorded and balanced.
+
+    A file's bronze slice is written before its reconciliation row, so a slice
+    without a balanced row is an ingest that was killed or failed: not read.
+    A missing table raises, naming the job that writes it (None if not ``required``).
+    """
+    read = lake.read if required else lake.read_optional
+    bronze = read(spark, lake_root, "bronze", table)
+    if bronze is None:
+        return None
+    recon = lake.read_optional(spark, lake_root, "bronze", RECONCILIATION)
+    done = (recon.where((F.col("table") == table) & F.col("balanced")).select(F.col("file").alias(SOURCE_FILE))
+            if recon is not None else spark.createDataFrame([], f"{SOURCE_FILE} string"))
+    return bronze.join(F.broadcast(done.distinct()), SOURCE_FILE, "left_semi")  # one small row per file
+
+
 def _reconcile(spark: SparkSession, spec: TableSpec, lake_root: str, paths: list[str]) -> dict[str, dict[str, int]]:
     """Per file: raw records (counted apart from the parser, :mod:`ecomrec_spark.ingest.count`), bronze and
     quarantine rows of the slices just written."""
@@ -273,7 +284,8 @@ def _reconcile(spark: SparkSession, spec: TableSpec, lake_root: str, paths: list
 def ingest(spark: SparkSession, cfg: Mapping[str, Any], run_id: str | None = None) -> list[dict[str, Any]]:
     """Ingest every table of every configured source; returns the new reconciliation rows."""
     raw_root, lake_root = cfg["paths"]["raw"], cfg["paths"]["lake"]
-    run_id = run_id or new_run_id()
+    active = runs.current()
+    run_id = run_id or (active.run_id if active else runs.new_run_id())  # the pipeline run's id when there is one
     sources = cfg.get("ingest", {}).get("sources", ["olist"])
     present = []
     for source in sources:

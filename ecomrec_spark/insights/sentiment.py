@@ -552,9 +552,8 @@ def run_sentiment(spark: SparkSession, cfg: Mapping[str, Any]) -> dict[str, Any]
         "n_train", "n_test", "n_train_positive", "n_train_negative", "n_test_positive", "n_test_negative",
         "class_weights", "accuracy", "roc_auc", "pr_auc", "f1_positive", "f1_negative", "vocabulary_size")),
         json.dumps(settings, sort_keys=True))
-    tables[SENTIMENT_METRICS] = lk.table_path(root, "gold", SENTIMENT_METRICS)
-    (spark.createDataFrame([row], METRICS_SCHEMA).write.format("delta").mode("append").option("mergeSchema", "true")
-     .save(tables[SENTIMENT_METRICS]))
+    tables[SENTIMENT_METRICS] = lk.append(spark.createDataFrame([row], METRICS_SCHEMA), root, "gold",
+                                          SENTIMENT_METRICS)
 
     by_label = {r[SENTIMENT_LABEL]: int(r["n"]) for r in
                 written.groupBy(SENTIMENT_LABEL).agg(F.count(F.lit(1)).alias("n")).collect()}

@@ -318,8 +318,8 @@ def recommend(spark: SparkSession, cfg: Mapping[str, Any]) -> dict[str, Any]:
     counts: dict[str, int] = {}
 
     def write(df: DataFrame, table: str) -> None:
-        written_path = lk.overwrite(df, lake, "gold", table)
-        counts[f"gold/{table}"] = spark.read.format("delta").load(written_path).count()
+        lk.overwrite(df, lake, "gold", table)
+        counts[f"gold/{table}"] = lk.read(spark, lake, "gold", table).count()
 
     write(recs.select(*REC_TABLE_COLUMNS), "recommendations")
     similar = [s.withColumn("model", F.lit(name)) for name, s in fitted.similar.items()]

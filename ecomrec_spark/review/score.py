@@ -108,7 +108,7 @@ def predict_review(spark: SparkSession, cfg: Mapping[str, Any], product_id: str)
     path = lk.table_path(root, "gold", "product_review_scores")
     if not lk.exists(spark, path):
         raise FileNotFoundError(f"Delta table {path} does not exist yet; run `ecomrec score-reviews` first")
-    rows = spark.read.format("delta").load(path).where(F.col(C.PRODUCT_ID) == F.lit(product_id)).limit(1).collect()
+    rows = lk.read(spark, root, "gold", "product_review_scores").where(F.col(C.PRODUCT_ID) == F.lit(product_id)).limit(1).collect()
     if not rows:
         raise UnknownProductError(f"unknown product '{product_id}': no entry in {path} "
                                   "(it has no scored orders; check the id or re-run `ecomrec score-reviews`)")

@@ -454,8 +454,7 @@ def train_review(spark: SparkSession, cfg: Mapping[str, Any]) -> dict[str, Any]:
     }
     folder = persist.save_models(spark, root, version, {t: r["model"] for t, r in per_target.items()}, metadata)
     metrics = metrics_frame(spark, version, per_target, trained_at.replace(tzinfo=None))
-    path = lk.table_path(root, "gold", "review_model_metrics")
-    metrics.write.format("delta").mode("append").option("mergeSchema", "true").save(path)
+    path = lk.append(metrics, root, "gold", "review_model_metrics")
     summary = {"version": version, "model_path": folder, "metrics_table": path,
                "rows": {k: v[0] for k, v in stats.items()}, "split_range": split_range}
     report = markdown_report(version, summary, per_target)

@@ -2,7 +2,9 @@
 
 Silver and gold are rebuilt from bronze on each run, each table in one Delta
 commit, so a re-run gives the same tables and a killed run leaves the previous
-versions readable.  Rows removed on the way (duplicates, orphans, non-product
+versions readable (and, through the run manifest, read: :mod:`ecomrec_spark.runs`).
+Bronze is read as the last complete ingest left it, and only the files whose
+reconciliation was recorded and balanced.  Rows removed on the way (duplicates, orphans, non-product
 lines, outliers) are written to quarantine or to ``silver/order_line_outliers``.
 """
 
@@ -18,6 +20,7 @@ from pyspark.sql import functions as F
 from ecomrec_spark import columns as C
 from ecomrec_spark import lake
 from ecomrec_spark.ingest.parse import INGEST_RUN, SOURCE_FILE
+from ecomrec_spark.ingest.run import finished_slices
 from ecomrec_spark.transform import aggregates, canonical, events, features, quality
 from ecomrec_spark.transform.clean import dedupe
 
@@ -33,7 +36,7 @@ def build_silver(spark: SparkSession, cfg: Mapping[str, Any]) -> dict[str, DataF
     """Canonical silver frames (not yet written) from the bronze tables of every source."""
     root = cfg["paths"]["lake"]
     sources = cfg.get("ingest", {}).get("sources", ["olist"])
-    bronze = lambda t: lake.read(spark, root, "bronze", t)  # noqa: E731
+    bronze = lambda t: finished_slices(spark, root, t)  # noqa: E731  (only files whose ingest finished, balanced)
     lines, products, customers, reviews, rejects, returns, evts, sellers, payments = ([] for _ in range(9))
 
     if "olist" in sources:
@@ -76,7 +79,7 @@ def build_silver(spark: SparkSession, cfg: Mapping[str, Any]) -> dict[str, DataF
         evts.append(events.event_features(rees46, cfg["transform"]["session_gap_minutes"])
                     .withColumn(C.SOURCE, F.lit("events")))
         rejects.append(dup_e)
-    api = lake.read_optional(spark, root, "bronze", "events_api") if "events_api" in sources else None
+    api = finished_slices(spark, root, "events_api", required=False) if "events_api" in sources else None
     if api is not None:  # no table until the API has taken a batch and ingest has run
         api, dup_api = dedupe(api, events.API_DEDUPE_KEYS, "events_api")  # a client's retried POST repeats its events
         cats = _union(products)
