@@ -16,6 +16,7 @@ import sys
 from typing import Any, Mapping, Sequence
 
 from ecomrec_spark.config import ConfigError, is_local_path, load_config, local_path
+from ecomrec_spark import runs
 from ecomrec_spark.lease import LeaseHeld
 from ecomrec_spark.serving.gate import GateRefused
 
@@ -171,8 +172,6 @@ def run(args: argparse.Namespace, cfg: Mapping[str, Any] | None = None) -> dict[
         if not raw.is_dir():
             raise ConfigError(f"config key 'paths.raw' = {raw} does not exist; run `ecomrec generate --out {raw}` "
                               "or point it at your data with --set paths.raw=DIR")
-    from ecomrec_spark import runs
-
     run_id = runs.new_run_id()  # the lease's owner, the userMetadata of every commit, the manifest rows
     with contextlib.ExitStack() as held:
         if args.command not in NO_LAKE_WRITES:  # before the JVM starts: a second writer is refused at once
@@ -293,6 +292,9 @@ def summarize(result: Mapping[str, Any], cfg_lake: str) -> str:
         r = result["report"]
         lines.append(f"report: {r['path']} ({len(r['sections'])} sections, {r['charts']} charts"
                      + (f", {r['notes']} notes on missing tables" if r["notes"] else "") + ")")
+    if runs.TIMINGS in result:
+        t = result[runs.TIMINGS]
+        lines.append(f"stage times (total {sum(t.values()):.0f} s): " + ", ".join(f"{n} {s:.0f} s" for n, s in t.items()))
     if "publish" in result:  # last: what to do next is start the API on it
         lines += publish_lines(result["publish"])
     if "athena-ddl" in result:

@@ -47,6 +47,8 @@ USER_METADATA = "spark.databricks.delta.commitInfo.userMetadata"
 # Fault injection for the kill tests: fail a stage right after its n-th commit, as a kill between two commits
 # would (tests/test_runs.py, tests/test_end_to_end.py).  Unset in every real run.
 FAIL_AFTER_COMMITS = "ECOMREC_FAIL_AFTER_COMMITS"
+# run-all's result key for the wall seconds of each stage (the CLI prints them after the stages)
+TIMINGS = "stage_seconds"
 
 
 class InjectedFailure(RuntimeError):

@@ -8,6 +8,7 @@ summary dict.  ``PIPELINE`` is the order ``run-all`` follows; later stages
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any, Callable, Mapping
 
 from pyspark.sql import SparkSession
@@ -145,8 +146,12 @@ def run_all(spark: SparkSession, cfg: Mapping[str, Any], run_id: str | None = No
 
     run_id = run_id or runs.new_run_id()
     out: dict[str, Any] = {}
+    seconds: dict[str, float] = {}  # wall time per stage, printed in the summary so slow stages are visible
     for name, stage in PIPELINE:
         log.info("stage %s (run %s)", name, run_id)
+        start = time.perf_counter()
         with runs.stage(spark, cfg["paths"]["lake"], name, run_id):
             out[name] = stage(spark, cfg)
+        seconds[name] = round(time.perf_counter() - start, 1)
+    out[runs.TIMINGS] = seconds
     return out

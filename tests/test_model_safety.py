@@ -26,7 +26,7 @@ from ecomrec_spark.insights import sentiment as S
 from ecomrec_spark.recommend import ranker as R
 from ecomrec_spark.recommend.rank_features import LABEL, QID
 from ecomrec_spark.review import dataset as D
-from ecomrec_spark.review import persist
+from ecomrec_spark import model_store
 from ecomrec_spark.review.train import xgb_pipeline
 from test_s3_end_to_end import BUCKET, s3  # noqa: F401  (the moto S3 server fixture)
 from test_s3_end_to_end import REPO
@@ -75,7 +75,7 @@ def review_model(rows):
 def pristine(spark, review_model, tmp_path_factory):
     """A lake holding one saved review model (``VERSION``, part ``score``), copied by each test before tampering."""
     lake = tmp_path_factory.mktemp("pristine") / "lake"
-    persist.save_models(spark, str(lake), VERSION, {"score": review_model}, {"features": D.feature_columns()})
+    model_store.save_models(spark, str(lake), VERSION, {"score": review_model}, {"features": D.feature_columns()})
     return lake
 
 
@@ -86,7 +86,7 @@ def lake(pristine, tmp_path):
     return copy
 
 
-def _folder(lake: Path, version: str = VERSION, model_dir: str = persist.MODEL_DIR) -> Path:
+def _folder(lake: Path, version: str = VERSION, model_dir: str = model_store.MODEL_DIR) -> Path:
     return lake / model_dir / version
 
 
@@ -114,7 +114,7 @@ def _edit_json(path: Path, change) -> None:
 
 
 def _load_review(spark, lake: Path):
-    return persist.load_models(spark, str(lake), D.feature_columns())
+    return model_store.load_models(spark, str(lake), D.feature_columns())
 
 
 def _reseal(spark, folder: Path) -> None:
@@ -131,7 +131,7 @@ def test_save_writes_a_manifest_of_every_file_and_the_load_round_trips(spark, ro
                        for p in files)  # sha256sum's own format, hashed here independently of the JVM
     assert (folder / safety.MANIFEST).read_text() == expected
     assert "metadata.json" in expected and "score/stages/" in expected
-    assert (lake / persist.MODEL_DIR / "latest").read_text() == VERSION + "\n"
+    assert (lake / model_store.MODEL_DIR / "latest").read_text() == VERSION + "\n"
     models, meta = _load_review(spark, lake)
     assert (meta["version"], meta["targets"]) == (VERSION, ["score"])
     assertDataFrameEqual(models["score"].transform(rows).select(*PREDICTION),
@@ -140,21 +140,21 @@ def test_save_writes_a_manifest_of_every_file_and_the_load_round_trips(spark, ro
 
 @pytest.mark.parametrize("pointer", ["../../../tmp/evil", "20260101T000000Z-abc1234/../x", "latest", ""])
 def test_a_pointer_that_is_not_a_version_is_refused(spark, lake, pointer):
-    _write(lake / persist.MODEL_DIR / "latest", pointer + "\n")
+    _write(lake / model_store.MODEL_DIR / "latest", pointer + "\n")
     with pytest.raises(safety.UnsafeModelError, match="not a model version"):
         _load_review(spark, lake)
     with pytest.raises(safety.UnsafeModelError, match="not a model version"):
-        persist.load_metadata(spark, str(lake))
+        model_store.load_metadata(spark, str(lake))
 
 
 def test_a_pointer_to_a_copied_folder_must_match_its_metadata(spark, lake):
     # a well-formed version whose folder is a copy: the manifest still matches, the metadata names another version
     shutil.copytree(_folder(lake), _folder(lake, OTHER))
-    _write(lake / persist.MODEL_DIR / "latest", OTHER + "\n")
+    _write(lake / model_store.MODEL_DIR / "latest", OTHER + "\n")
     with pytest.raises(safety.UnsafeModelError, match=f"says version '{VERSION}', but '{OTHER}' was asked for"):
         _load_review(spark, lake)
     with pytest.raises(safety.UnsafeModelError, match="not a model version"):
-        persist.load_models(spark, str(lake), version="../review_score/" + VERSION)
+        model_store.load_models(spark, str(lake), version="../review_score/" + VERSION)
 
 
 def test_tampered_metadata_is_refused_by_the_manifest(spark, lake):
@@ -209,7 +209,7 @@ def test_the_unchecked_loader_runs_injected_callbacks(lake, tmp_path):
     marker = tmp_path / "ran.txt"
     stage = _stage_metadata(_folder(lake) / "score", "SparkXGBClassifier")
     _edit_json(stage, lambda m: m.update(serialized_callbacks=_serialized(marker)))
-    PipelineModel.load(str(_folder(lake) / "score"))  # what persist.load_models did before these checks
+    PipelineModel.load(str(_folder(lake) / "score"))  # what model_store.load_models did before these checks
     assert marker.exists()
 
 
@@ -241,7 +241,7 @@ def test_callbacks_in_a_params_map_are_refused(spark, lake):
 def test_nested_pipelines_are_checked_stage_by_stage(spark, rows, review_model, tmp_path):
     lake = tmp_path / "lake"
     nested = PipelineModel(stages=[review_model])  # the review pipeline as the one stage of another
-    persist.save_models(spark, str(lake), VERSION, {"score": nested}, {"features": D.feature_columns()})
+    model_store.save_models(spark, str(lake), VERSION, {"score": nested}, {"features": D.feature_columns()})
     models, _ = _load_review(spark, lake)
     assertDataFrameEqual(models["score"].transform(rows).select(*PREDICTION),
                          review_model.transform(rows).select(*PREDICTION))
@@ -278,8 +278,8 @@ def test_the_ranker_saves_and_loads_through_the_checked_path(spark, tmp_path):
         (F.col("id") % 3).cast("double").alias("f2"), (F.col("id") % 5 == 0).cast("double").alias(LABEL))
     model = R.fit_ranker(rows, ["f1", "f2"], {"n_estimators": 3, "max_depth": 2})
     lake = tmp_path / "lake"
-    persist.save_models(spark, str(lake), VERSION, {"all": model}, {"features": ["f1", "f2"]}, model_dir=R.MODEL_DIR)
-    models, meta = persist.load_models(spark, str(lake), ["f1", "f2"], model_dir=R.MODEL_DIR)
+    model_store.save_models(spark, str(lake), VERSION, {"all": model}, {"features": ["f1", "f2"]}, model_dir=R.MODEL_DIR)
+    models, meta = model_store.load_models(spark, str(lake), ["f1", "f2"], model_dir=R.MODEL_DIR)
     assert meta["targets"] == ["all"]
     cols = [QID, "f1", "f2", "prediction"]
     assertDataFrameEqual(models["all"].transform(rows).select(*cols), model.transform(rows).select(*cols))
@@ -287,7 +287,7 @@ def test_the_ranker_saves_and_loads_through_the_checked_path(spark, tmp_path):
     booster = next(stages.glob("*_SparkXGBRanker_*/model/part-00000"))
     _write(booster, booster.read_text() + " ")
     with pytest.raises(safety.UnsafeModelError, match="differ from their SHA-256"):
-        persist.load_models(spark, str(lake), model_dir=R.MODEL_DIR)
+        model_store.load_models(spark, str(lake), model_dir=R.MODEL_DIR)
 
 
 def test_sentiment_sql_must_be_what_the_code_builds(spark, tmp_path):
@@ -318,7 +318,7 @@ from pyspark.ml import Pipeline
 from pyspark.ml.feature import VectorAssembler
 from ecomrec_spark import model_safety as safety
 from ecomrec_spark.config import load_config
-from ecomrec_spark.review import persist
+from ecomrec_spark import model_store
 from ecomrec_spark.session import build_session
 from ecomrec_spark.storage import hadoop_fs, list_files
 
@@ -328,14 +328,14 @@ spark = build_session(cfg)
 lake = cfg["paths"]["lake"]
 rows = spark.createDataFrame([(1.0, 2.0)], "a double, b double")
 model = Pipeline(stages=[VectorAssembler(inputCols=["a", "b"], outputCol="f")]).fit(rows)
-folder = persist.save_models(spark, lake, version, {"score": model}, {"features": ["a", "b"]})
-models, meta = persist.load_models(spark, lake, ["a", "b"])
+folder = model_store.save_models(spark, lake, version, {"score": model}, {"features": ["a", "b"]})
+models, meta = model_store.load_models(spark, lake, ["a", "b"])
 out = {"loaded": meta["version"], "f": [list(r["f"]) for r in models["score"].transform(rows).collect()],
        "files": sorted(list_files(spark, folder))}
 path, fs = hadoop_fs(spark, f"{folder}/{safety.MANIFEST}")
 fs.delete(path, False)
 try:
-    persist.load_models(spark, lake, ["a", "b"])
+    model_store.load_models(spark, lake, ["a", "b"])
     out["refused"] = None
 except safety.UnsafeModelError as exc:
     out["refused"] = str(exc)

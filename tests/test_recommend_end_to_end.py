@@ -140,7 +140,7 @@ def test_ranker_lists_name_their_generators_and_the_run_records_the_default(spar
     from ecomrec_spark.recommend import ltr
     from ecomrec_spark.recommend import rank_features as RF
     from ecomrec_spark.recommend.candidates import LABELS
-    from ecomrec_spark.review import persist
+    from ecomrec_spark import model_store
 
     cfg, built = run["cfg"], run["built"]
     recs = _gold(spark, run, "recommendations").where(F.col("model").isin("ltr", "ltr_new"))
@@ -166,9 +166,9 @@ def test_ranker_lists_name_their_generators_and_the_run_records_the_default(spar
     assert metrics.count() == len(info["validation"])
     lake = cfg["paths"]["lake"]
     # this run's version by name: a later test in the module rebuilds and moves `latest` on
-    meta = persist.load_metadata(spark, lake, built["model_version"], model_dir="models/ranker")
+    meta = model_store.load_metadata(spark, lake, built["model_version"], model_dir="models/ranker")
     assert meta["version"] == built["model_version"]
-    assert persist.latest_version(spark, lake, model_dir="models/ranker") >= built["model_version"]
+    assert model_store.latest_version(spark, lake, model_dir="models/ranker") >= built["model_version"]
     assert meta["features"] == RF.feature_names(ltr.generators(cfg["recommend"]))
 
 

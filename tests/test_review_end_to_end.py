@@ -15,7 +15,7 @@ from ecomrec_spark import lake as lk
 from ecomrec_spark.config import load_config
 from ecomrec_spark.generate.dataset import generate_dataset
 from ecomrec_spark.ingest.run import ingest
-from ecomrec_spark.review import persist
+from ecomrec_spark import model_store
 from ecomrec_spark.review.score import score_reviews
 from ecomrec_spark.review.train import train_review
 from ecomrec_spark.transform.run import transform
@@ -74,8 +74,8 @@ def test_tuned_xgboost_beats_majority_and_logistic_regression_near_the_bayes_cei
 def test_model_folder_metadata_and_metrics_table(spark, run):
     cfg, s = run["cfg"], run["summary"]
     lake = cfg["paths"]["lake"]
-    assert persist.latest_version(spark, lake) == s["version"]
-    meta = persist.load_metadata(spark, lake)
+    assert model_store.latest_version(spark, lake) == s["version"]
+    meta = model_store.load_metadata(spark, lake)
     assert meta["features"][-2:] == ["category", "order_status"] and meta["targets"] == ["score", "satisfied"]
     assert meta["code_version"]["package"] and set(meta["training_data"]["rows"]) == {"train", "validation", "test"}
     assert meta["params"]["score"]["max_depth"] == 4

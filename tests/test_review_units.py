@@ -14,7 +14,7 @@ from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
 from ecomrec_spark.review import dataset as D
-from ecomrec_spark.review import persist
+from ecomrec_spark import model_store
 from ecomrec_spark.review.metrics import evaluate, scores_from_confusion
 from ecomrec_spark.review.train import check_worker_slots, xgb_pipeline
 
@@ -151,20 +151,20 @@ def test_model_save_load_round_trip_and_feature_mismatch(spark, tiny_rows, tmp_p
     pipe, clf = xgb_pipeline(D.LABEL_SCORE, early_stopping_rounds=3)
     model = pipe.fit(tiny_rows, {clf.getParam("n_estimators"): 5, clf.getParam("max_depth"): 3})
     lake = str(tmp_path / "lake")
-    version = persist.new_version({"test": 1})
+    version = model_store.new_version({"test": 1})
     meta = {"targets": ["score"], "features": D.feature_columns()}
-    folder = persist.save_models(spark, lake, version, {"score": model}, meta)
-    assert persist.latest_version(spark, lake) == version
+    folder = model_store.save_models(spark, lake, version, {"score": model}, meta)
+    assert model_store.latest_version(spark, lake) == version
     assert json.loads((Path(folder) / "metadata.json").read_text())["version"] == version
-    loaded, got_meta = persist.load_models(spark, lake, D.feature_columns())
+    loaded, got_meta = model_store.load_models(spark, lake, D.feature_columns())
     assert got_meta["version"] == version
     cols = ["order_id", "prediction", "probability"]
     assertDataFrameEqual(loaded["score"].transform(tiny_rows).select(*cols), model.transform(tiny_rows).select(*cols))
     # a code change that drops a feature must not silently load the old model
-    with pytest.raises(persist.ModelMismatchError, match=r"missing from the model: \['new_feature'\].*retrain"):
-        persist.load_models(spark, lake, D.feature_columns() + ["new_feature"])
+    with pytest.raises(model_store.ModelMismatchError, match=r"missing from the model: \['new_feature'\].*retrain"):
+        model_store.load_models(spark, lake, D.feature_columns() + ["new_feature"])
     with pytest.raises(FileNotFoundError, match="run `ecomrec train-review` first"):
-        persist.load_models(spark, str(tmp_path / "empty"), D.feature_columns())
+        model_store.load_models(spark, str(tmp_path / "empty"), D.feature_columns())
     assert not list(Path(folder).rglob("*.pkl")) and not list(Path(folder).rglob("*.pickle"))
 
 

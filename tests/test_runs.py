@@ -97,3 +97,29 @@ def test_a_lake_without_a_manifest_is_read_at_its_latest_versions(spark, lake):
     lk.overwrite(_frame(spark, "b"), lake, "silver", "one")
     with runs.stage(spark, lake, None, "reader"):
         assertDataFrameEqual(lk.read(spark, lake, "silver", "one"), _frame(spark, "b"))
+
+
+def test_transform_reads_only_bronze_slices_whose_reconciliation_balanced(spark, lake):
+    """A slice is written before its file's reconciliation row: a file with no row (a killed ingest) or an
+    unbalanced one (a failed ingest) is not read; other tables' rows do not count."""
+    from ecomrec_spark.ingest.parse import SOURCE_FILE
+    from ecomrec_spark.ingest.run import RECONCILIATION, finished_slices
+
+    bronze = spark.createDataFrame([("a.csv", "1"), ("a.csv", "2"), ("b.csv", "3"), ("c.csv", "4"), ("d.csv", "5")],
+                                   f"{SOURCE_FILE} string, order_id string")
+    lk.overwrite(bronze, lake, "bronze", "orders")
+    recon = spark.createDataFrame([("orders", "a.csv", True), ("orders", "b.csv", False), ("items", "d.csv", True)],
+                                  "table string, file string, balanced boolean")
+    lk.overwrite(recon, lake, "bronze", RECONCILIATION)
+    assertDataFrameEqual(finished_slices(spark, lake, "orders"),
+                         spark.createDataFrame([("a.csv", "1"), ("a.csv", "2")], f"{SOURCE_FILE} string, order_id string"))
+    assert finished_slices(spark, lake, "events_api", required=False) is None
+    with pytest.raises(FileNotFoundError, match="ecomrec ingest"):
+        finished_slices(spark, lake, "events_api")
+
+
+def test_the_run_all_summary_prints_each_stage_time_and_the_total():
+    from ecomrec_spark.cli import summarize
+
+    out = summarize({runs.TIMINGS: {"ingest": 12.34, "transform": 40.0, "publish": 0.4}}, "/lake")
+    assert out.splitlines() == ["stage times (total 53 s): ingest 12 s, transform 40 s, publish 0 s"]

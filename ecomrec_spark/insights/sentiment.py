@@ -34,7 +34,7 @@ Outputs of :func:`run_sentiment`:
 
 - ``<lake>/models/sentiment/<version>/model/`` (PipelineModel), ``metadata.json``
   (parameters, metrics, counts), ``SHA256SUMS`` and ``<lake>/models/sentiment/latest``
-  (the layout and checked load of :mod:`ecomrec_spark.review.persist`);
+  (the layout and checked load of :mod:`ecomrec_spark.model_store`);
 - ``gold/review_sentiment``: one row per review with text: ``review_id, order_id,
   product_id, review_score, sentiment`` (P(positive)), ``sentiment_label``
   (positive >= 0.6, negative <= 0.4, else neutral), ``model_version``;
@@ -70,7 +70,7 @@ from pyspark.sql import functions as F
 
 from ecomrec_spark import columns as C
 from ecomrec_spark import lake as lk
-from ecomrec_spark.review import persist
+from ecomrec_spark import model_store
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +98,7 @@ POSITIVE, NEGATIVE, NEUTRAL = "positive", "negative", "neutral"
 REVIEW_SENTIMENT = "review_sentiment"
 PRODUCT_SENTIMENT = "product_sentiment"
 SENTIMENT_METRICS = "sentiment_metrics"
-MODEL_DIR = "models/sentiment"
+MODEL_DIR = model_store.SENTIMENT
 MODEL_SUBDIR = "model"
 
 # ---------------------------------------------------------------- text rules
@@ -473,7 +473,7 @@ def product_sentiment(scored: DataFrame, lines: DataFrame) -> DataFrame:
 def save_sentiment_model(spark: SparkSession, lake: str, version: str, model: PipelineModel,
                          metadata: Mapping[str, Any]) -> str:
     """Save the PipelineModel, ``metadata.json`` and the manifest, then move ``latest``; the version folder."""
-    return persist.save_models(spark, lake, version, {MODEL_SUBDIR: model}, metadata, model_dir=MODEL_DIR)
+    return model_store.save_models(spark, lake, version, {MODEL_SUBDIR: model}, metadata, model_dir=MODEL_DIR)
 
 
 def load_sentiment_model(spark: SparkSession, lake: str, version: str | None = None
@@ -482,7 +482,7 @@ def load_sentiment_model(spark: SparkSession, lake: str, version: str | None = N
 
     The saved SQL must be a statement :func:`sentiment_pipeline` builds (the stage runs it).
     """
-    models, meta = persist.load_models(spark, lake, version=version, model_dir=MODEL_DIR,
+    models, meta = model_store.load_models(spark, lake, version=version, model_dir=MODEL_DIR,
                                        sql_statements=(normalise_sql(), TERMS_SQL))
     return models[MODEL_SUBDIR], meta
 
@@ -535,10 +535,10 @@ def run_sentiment(spark: SparkSession, cfg: Mapping[str, Any]) -> dict[str, Any]
         return {"skipped": str(err)}
 
     trained_at = dt.datetime.now(dt.timezone.utc)
-    version = persist.new_version({"settings": settings, "n_train": metrics["n_train"], "n_test": metrics["n_test"]},
+    version = model_store.new_version({"settings": settings, "n_train": metrics["n_train"], "n_test": metrics["n_test"]},
                                   trained_at)
     metadata = {"settings": settings, "metrics": metrics, "stop_words_kept": list(KEEP_WORDS),
-                "code_version": persist.code_version(), "trained_at": trained_at.isoformat()}
+                "code_version": model_store.code_version(), "trained_at": trained_at.isoformat()}
     folder = save_sentiment_model(spark, root, version, model, metadata)
 
     scored = score_reviews(model, reviews, settings["positive_at"], settings["negative_at"])

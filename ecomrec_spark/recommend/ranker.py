@@ -5,7 +5,7 @@ missing features stay NaN and XGBoost learns a default direction for them;
 rows are grouped per customer through ``qid_col`` (xgboost.spark itself
 range-partitions and sorts by the query id before training).  Nothing is
 pickled: the fitted ``PipelineModel`` is saved in Spark ML's format with the
-booster as XGBoost JSON (:mod:`ecomrec_spark.review.persist`, ``models/ranker``).
+booster as XGBoost JSON (:mod:`ecomrec_spark.model_store`, ``models/ranker``).
 
 Example
 -------
@@ -24,6 +24,7 @@ from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
 from ecomrec_spark import columns as C
+from ecomrec_spark import model_store
 from ecomrec_spark.recommend.candidates import LABELS
 from ecomrec_spark.recommend.rank_features import LABEL, QID
 
@@ -32,7 +33,7 @@ log = logging.getLogger(__name__)
 FEATURES_COL = "features"
 GRID_KEYS = ("max_depth", "n_estimators", "learning_rate", "min_child_weight", "subsample")
 OBJECTIVES = ("rank:ndcg", "rank:pairwise", "rank:map")
-MODEL_DIR = "models/ranker"
+MODEL_DIR = model_store.RANKER
 REASON_PREFIX = "learned ranker; proposed by "
 
 

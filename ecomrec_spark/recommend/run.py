@@ -231,7 +231,7 @@ def recommend(spark: SparkSession, cfg: Mapping[str, Any]) -> dict[str, Any]:
     """
     from ecomrec_spark.recommend import candidates as cands
     from ecomrec_spark.recommend import ltr
-    from ecomrec_spark.review.persist import new_version, save_models
+    from ecomrec_spark.model_store import new_version, save_models
 
     rc, lake = dict(cfg["recommend"]), cfg["paths"]["lake"]
     inputs = load_inputs(spark, lake)

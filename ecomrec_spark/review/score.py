@@ -24,7 +24,7 @@ from ecomrec_spark import columns as C
 from ecomrec_spark import lake as lk
 from ecomrec_spark.identifiers import PRODUCT_ID_PATTERN  # noqa: F401  (re-exported for the CLI)
 from ecomrec_spark.review import dataset as D
-from ecomrec_spark.review import persist
+from ecomrec_spark import model_store
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ def product_review_scores(predictions: DataFrame) -> DataFrame:
 def score_reviews(spark: SparkSession, cfg: Mapping[str, Any], version: str | None = None) -> dict[str, Any]:
     """Load the ``latest`` (or given) model, score every order, write both gold tables."""
     root = cfg["paths"]["lake"]
-    models, meta = persist.load_models(spark, root, D.feature_columns(), version)
+    models, meta = model_store.load_models(spark, root, D.feature_columns(), version)
     of = lk.read(spark, root, "gold", "order_features")
     reviews = lk.read(spark, root, "silver", "reviews")
     rows = D.build_dataset(of, reviews, float(meta.get("config", {}).get("history_prior_weight",

@@ -38,7 +38,7 @@ from ecomrec_spark import columns as C
 from ecomrec_spark import lake as lk
 from ecomrec_spark import storage
 from ecomrec_spark.review import dataset as D
-from ecomrec_spark.review import persist
+from ecomrec_spark import model_store
 from ecomrec_spark.review.metrics import evaluate
 
 log = logging.getLogger(__name__)
@@ -441,7 +441,7 @@ def train_review(spark: SparkSession, cfg: Mapping[str, Any]) -> dict[str, Any]:
     trained_at = dt.datetime.now(dt.timezone.utc)
     split_range = {k: [str(v[1]), str(v[2])] for k, v in stats.items()}
     fingerprint = {"features": D.FEATURES, "categorical": D.CATEGORICAL, "review": rcfg, "range": split_range}
-    version = persist.new_version(fingerprint, trained_at)
+    version = model_store.new_version(fingerprint, trained_at)
     metadata = {
         "targets": list(per_target), "features": D.feature_columns(), "numeric_features": D.FEATURES,
         "categorical_features": D.CATEGORICAL, "labels": {t: D.TARGET_LABELS[t] for t in per_target},
@@ -450,9 +450,9 @@ def train_review(spark: SparkSession, cfg: Mapping[str, Any]) -> dict[str, Any]:
         "metrics": {t: [{k: v for k, v in m.items() if k not in ("confusion",)} for m in r["results"]]
                     for t, r in per_target.items()},
         "importance_gain": {t: r["importance"] for t, r in per_target.items()},
-        "code_version": persist.code_version(), "trained_at": trained_at.isoformat(),
+        "code_version": model_store.code_version(), "trained_at": trained_at.isoformat(),
     }
-    folder = persist.save_models(spark, root, version, {t: r["model"] for t, r in per_target.items()}, metadata)
+    folder = model_store.save_models(spark, root, version, {t: r["model"] for t, r in per_target.items()}, metadata)
     metrics = metrics_frame(spark, version, per_target, trained_at.replace(tzinfo=None))
     path = lk.append(metrics, root, "gold", "review_model_metrics")
     summary = {"version": version, "model_path": folder, "metrics_table": path,

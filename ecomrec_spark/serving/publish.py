@@ -303,10 +303,10 @@ def _ordered_models(models: Sequence[str]) -> list[str]:
 
 def review_macro_f1(spark: SparkSession, lake: str, version: str) -> float | None:
     """The saved review model's macro-F1 on its test rows (its metadata's score-target row), or None."""
-    from ecomrec_spark.review import persist
+    from ecomrec_spark import model_store
 
     try:
-        meta = persist.load_metadata(spark, lake, version)
+        meta = model_store.load_metadata(spark, lake, version)
     except (FileNotFoundError, ValueError) as exc:
         log.warning("review model %s has no readable metadata (%s): its macro-F1 is not gated", version, exc)
         return None

@@ -1,7 +1,9 @@
-"""Model folders in the lake: ``<lake>/models/<kind>/<version>/`` plus a ``latest`` pointer.
+"""The one model store: folders in the lake, ``<lake>/models/<kind>/<version>/``, plus a ``latest`` pointer.
 
-The review model lives under ``models/review_score`` (the default ``model_dir``);
-the learned recommendation ranker under ``models/ranker``.
+Every saved model goes through here: the review model (``models/review_score``,
+the default ``model_dir``), the sentiment model (``models/sentiment``) and the
+learned recommendation ranker (``models/ranker``).  It sits beside the packages
+that use it, so none of them imports another to reach it.
 
 Layout::
 
@@ -10,7 +12,6 @@ Layout::
     <lake>/models/review_score/<version>/<target>/         # Spark ML PipelineModel (XGBoost's own JSON inside)
     <lake>/models/review_score/<version>/SHA256SUMS        # SHA-256 of every file above, checked at load
 
-The sentiment model (``models/sentiment``, one part ``model``) uses the same layout and functions.
 The small files go through Hadoop's FileSystem, so ``s3://`` works as well as a
 local folder.  Nothing is pickled.  The pointer is written last, so a run killed
 while saving leaves the previous version current.
@@ -38,7 +39,10 @@ from ecomrec_spark.storage import read_text, write_text
 
 log = logging.getLogger(__name__)
 
-MODEL_DIR = "models/review_score"
+REVIEW_SCORE, SENTIMENT, RANKER = "models/review_score", "models/sentiment", "models/ranker"
+# the command that saves each kind: named when a load finds none saved yet, or a model the code cannot use
+SAVED_BY = {REVIEW_SCORE: "train-review", SENTIMENT: "insights", RANKER: "build-recommendations"}
+MODEL_DIR = REVIEW_SCORE
 LATEST = "latest"
 METADATA = "metadata.json"
 
@@ -97,7 +101,7 @@ def latest_version(spark: SparkSession, lake: str, model_dir: str = MODEL_DIR) -
     try:
         text = read_text(spark, uri)
     except FileNotFoundError:
-        job = {MODEL_DIR: "train-review", "models/sentiment": "insights"}.get(model_dir, "build-recommendations")
+        job = SAVED_BY.get(model_dir, "build-recommendations")
         raise FileNotFoundError(f"no model under {models_root(lake, model_dir)}; run `ecomrec {job}` first") from None
     return safety.check_version(text.strip(), uri)
 
@@ -124,17 +128,17 @@ def load_metadata(spark: SparkSession, lake: str, version: str | None = None, mo
     return meta
 
 
-def check_features(metadata: Mapping[str, Any], expected: Sequence[str]) -> None:
+def check_features(metadata: Mapping[str, Any], expected: Sequence[str], model_dir: str = MODEL_DIR) -> None:
     """Raise ``ModelMismatchError`` when the saved feature list differs from the code's."""
     saved = list(metadata.get("features") or [])
     if saved != list(expected):
         missing = [f for f in expected if f not in saved]
         extra = [f for f in saved if f not in expected]
         raise ModelMismatchError(
-            f"review model {metadata.get('version')} was trained on a different feature list than this code builds "
+            f"model {metadata.get('version')} was trained on a different feature list than this code builds "
             f"(missing from the model: {missing or 'none'}; only in the model: {extra or 'none'}"
             f"{'; same names in another order' if not missing and not extra else ''}); "
-            "retrain with `ecomrec train-review`")
+            f"retrain with `ecomrec {SAVED_BY.get(model_dir, 'train-review')}`")
 
 
 def load_models(spark: SparkSession, lake: str, expected_features: Sequence[str] | None = None,
@@ -154,7 +158,7 @@ def load_models(spark: SparkSession, lake: str, expected_features: Sequence[str]
     safety.verify_manifest(spark, folder)
     meta = load_metadata(spark, lake, version, model_dir)
     if expected_features is not None:
-        check_features(meta, expected_features)
+        check_features(meta, expected_features, model_dir)
     targets = meta.get("targets")
     if not isinstance(targets, list) or not targets:
         raise safety.UnsafeModelError(f"{folder}/{METADATA} lists no model parts (targets); refusing to load")
