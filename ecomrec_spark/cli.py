@@ -16,6 +16,7 @@ import sys
 from typing import Any, Mapping, Sequence
 
 from ecomrec_spark.config import ConfigError, is_local_path, load_config, local_path
+from ecomrec_spark.identifiers import CUSTOMER_ID_PATTERN
 from ecomrec_spark.lease import LeaseHeld
 from ecomrec_spark.serving.gate import GateRefused
 
@@ -124,8 +125,6 @@ def _validate_args(args: argparse.Namespace, cfg: Mapping[str, Any]) -> None:
 
 
 def _validate_recommend(args: argparse.Namespace) -> None:
-    from ecomrec_spark.recommend.serve import CUSTOMER_ID_PATTERN
-
     if not CUSTOMER_ID_PATTERN.fullmatch(args.customer_id):
         raise ConfigError(f"--customer-id {args.customer_id!r} is not a customer id: use 1-64 letters, digits, "
                           "'_', '-', '.' or ':'")
