@@ -72,6 +72,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from ecomrec_spark.aws import s3 as _s3  # upload-raw's size + MD5 rule decides what is sent again
 from ecomrec_spark.config import REPO_ROOT, load_config, parse_overrides
+from ecomrec_spark.identifiers import bucket_problem
 
 log = logging.getLogger(__name__)
 
@@ -145,7 +146,6 @@ class EmrError(RuntimeError):
 # --------------------------------------------------------------------------------------------
 
 _REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$")
-_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _S3_URI = re.compile(r"^s3://([^/\s]+)(/[^\s'\"]*)?$")
 _CLUSTER_ID = re.compile(r"^j-[A-Z0-9]{1,255}$")
 _STEP_ID = re.compile(r"^s-[A-Z0-9]{1,255}$")
@@ -174,24 +174,14 @@ def check_region(key: str, region: Any) -> str:
 
 
 def check_bucket(key: str, bucket: Any) -> str:
-    """Return ``bucket`` if it follows the S3 bucket naming rules, else raise ``ValueError``.
+    """Return ``bucket`` if it follows the S3 bucket naming rules, else raise ``ValueError`` naming ``key``.
 
-    3-63 characters of lowercase letters, digits, ``.`` and ``-``; starts and ends with a letter or
-    digit; no ``..``; not an IP address; none of the reserved prefixes and suffixes.
+    The rule is :func:`ecomrec_spark.identifiers.validate_bucket`'s, shared with ``upload-raw``, the
+    config's ``catalog.*`` URIs and the lake lease.
     """
-    if isinstance(bucket, str) and "<" in bucket:
-        raise _bad(key, bucket, "still holds a placeholder", f"--set {key}=my-bucket")
-    ok = (
-        isinstance(bucket, str)
-        and _BUCKET.fullmatch(bucket) is not None
-        and ".." not in bucket
-        and not re.fullmatch(r"\d+\.\d+\.\d+\.\d+", bucket)
-        and not bucket.startswith(("xn--", "sthree-", "amzn-s3-demo-"))
-        and not bucket.endswith(("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3"))
-    )
-    if not ok:
-        raise _bad(key, bucket, "is not a valid S3 bucket name (3-63 lowercase letters, digits, '-' or '.', "
-                   "starting and ending with a letter or digit)", f"--set {key}=my-bucket")
+    why = bucket_problem(bucket)
+    if why:
+        raise _bad(key, bucket, f"is not a valid S3 bucket name: {why}", f"--set {key}=my-bucket")
     return bucket
 
 
