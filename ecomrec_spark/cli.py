@@ -391,9 +391,9 @@ def review_summary(t: Mapping[str, Any]) -> list[str]:
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     if args_list[:1] == ["emr"]:  # the EMR launcher has its own sub-commands and needs no Spark
-        from ecomrec_spark.aws import emr
+        from ecomrec_spark.aws import cli as emr_cli
 
-        return emr.main(args_list[1:])
+        return emr_cli.main(args_list[1:])
     if args_list[:1] == ["upload-raw"]:  # boto3 only, no Spark
         from ecomrec_spark.aws import s3
 

@@ -1,4 +1,4 @@
-"""The id and name rules every entry point checks against (CLI, config, the API, the catalog, S3), and the served models.
+"""The id and name rules every entry point checks (CLI, config, the API, the catalog, S3), and the served models.
 
 Pure Python with no Spark import, so the online API (``ecomrec serve``), which runs
 without a JVM, checks ids with exactly the rule the Spark CLI uses.

@@ -168,12 +168,13 @@ def test_parse_s3_uri_rejects_bad_buckets_and_prefixes(uri, message):
 @pytest.mark.parametrize("bucket, valid", [
     ("my-bucket", True), ("my.bucket-1", True), ("a1b", True),
     ("my..bucket", False), ("my-.bucket", False), ("my.-bucket", False), ("192.168.1.1", False), ("ab", False),
-    ("My_Bucket", False), ("<bucket>", False), ("xn--bucket", False), ("data--table-s3", False), ("data-s3alias", False),
+    ("My_Bucket", False), ("<bucket>", False), ("xn--bucket", False), ("data--table-s3", False),
+    ("data-s3alias", False),
 ])
 def test_one_bucket_rule_for_upload_raw_the_config_the_lease_and_the_emr_launcher(bucket, valid):
     """identifiers.validate_bucket is the only rule: upload-raw, catalog.* and the lake lease (parse_s3_uri) and
     emr.bucket accept and refuse the same names."""
-    from ecomrec_spark.aws.emr import check_bucket
+    from ecomrec_spark.aws.settings import check_bucket
     from ecomrec_spark.config import ConfigError
     from ecomrec_spark.identifiers import validate_bucket
 
