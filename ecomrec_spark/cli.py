@@ -17,6 +17,7 @@ from typing import Any, Mapping, Sequence
 
 from ecomrec_spark.config import ConfigError, is_local_path, load_config, local_path
 from ecomrec_spark import runs
+from ecomrec_spark.identifiers import CUSTOMER_ID_PATTERN
 from ecomrec_spark.lease import LeaseHeld
 from ecomrec_spark.serving.gate import GateRefused
 
@@ -125,8 +126,6 @@ def _validate_args(args: argparse.Namespace, cfg: Mapping[str, Any]) -> None:
 
 
 def _validate_recommend(args: argparse.Namespace) -> None:
-    from ecomrec_spark.recommend.serve import CUSTOMER_ID_PATTERN
-
     if not CUSTOMER_ID_PATTERN.fullmatch(args.customer_id):
         raise ConfigError(f"--customer-id {args.customer_id!r} is not a customer id: use 1-64 letters, digits, "
                           "'_', '-', '.' or ':'")
@@ -394,9 +393,9 @@ def review_summary(t: Mapping[str, Any]) -> list[str]:
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     if args_list[:1] == ["emr"]:  # the EMR launcher has its own sub-commands and needs no Spark
-        from ecomrec_spark.aws import emr
+        from ecomrec_spark.aws import cli as emr_cli
 
-        return emr.main(args_list[1:])
+        return emr_cli.main(args_list[1:])
     if args_list[:1] == ["upload-raw"]:  # boto3 only, no Spark
         from ecomrec_spark.aws import s3
 

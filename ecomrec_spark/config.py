@@ -145,7 +145,7 @@ SCHEMA: dict[str, Any] = {
         "salt": str,
         "max_events": int,  # events per POST /v1/events batch
     },
-    "emr": dict,  # launcher settings, validated by ecomrec_spark.aws.emr (conf/emr.yaml, emr/README.md)
+    "emr": dict,  # launcher settings, validated by ecomrec_spark.aws.settings (conf/emr.yaml, emr/README.md)
     "generate": {
         "orders": int,
         "seed": int,

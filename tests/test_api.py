@@ -569,7 +569,7 @@ def test_creating_the_app_and_the_cli_serve_path_import_no_pyspark(tmp_path):
 def test_the_serve_extra_is_not_shipped_to_emr_and_the_page_is_package_data():
     import tomllib
 
-    from ecomrec_spark.aws.emr import runtime_requirements
+    from ecomrec_spark.aws.packaging import runtime_requirements
 
     def name(requirement: str) -> str:
         return re.split(r"[^A-Za-z0-9_.-]", requirement, maxsplit=1)[0].lower()

@@ -21,14 +21,14 @@ from botocore.validate import ParamValidator
 from moto import mock_aws
 
 from ecomrec_spark import config
-from ecomrec_spark.aws import emr
+from ecomrec_spark.aws import cli, clients, clusters, iam, layout, packaging, requests, serverless, settings
 
 REGION = "eu-west-1"
 BUCKET = "ecomrec-test"
 ACCOUNT = "123456789012"  # moto's default account
 ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/ecomrec-emr-serverless-job"
-BASE = f"s3://{BUCKET}/artifacts/ecomrec-{emr.project_version()}/"
-WHEEL = f"ecomrec_spark-{emr.project_version()}-py3-none-any.whl"
+BASE = f"s3://{BUCKET}/artifacts/ecomrec-{layout.project_version()}/"
+WHEEL = f"ecomrec_spark-{layout.project_version()}-py3-none-any.whl"
 SUBNET = "subnet-0123456789abcdef0"
 DISK_KEY = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 CERTS = f"s3://{BUCKET}/artifacts/certs/emr.zip"
@@ -124,7 +124,7 @@ def wheelhouse(tmp_path, wheel):
     folder.mkdir()
     (folder / WHEEL).write_bytes(wheel.read_bytes())
     (folder / "six-1.17.0-py2.py3-none-any.whl").write_bytes(b"six wheel")
-    emr.lock_wheelhouse(folder)
+    packaging.lock_wheelhouse(folder)
     return folder
 
 
@@ -146,8 +146,8 @@ def _step_args(job: str, script: str, sets: list[str]) -> list[str]:
 # ----------------------------------------------------------------------------------------------
 
 def test_cluster_request_is_exact():
-    art = emr.artifact_uris(emr.resolve_settings(SETTINGS))
-    request = emr.cluster_request(SETTINGS, PATHS, art.wheel)
+    art = layout.artifact_uris(settings.resolve_settings(SETTINGS))
+    request = requests.cluster_request(SETTINGS, PATHS, art.wheel)
     assert request == {
         "Name": "ecomrec",
         "ReleaseLabel": "emr-spark-8.0.0",
@@ -195,7 +195,7 @@ def test_cluster_request_is_exact():
     assert art.wheel == f"{BASE}wheelhouse/{WHEEL}"
     _validate("emr", "RunJobFlow", request)
     # the wheelhouse resolves pyproject's ranges at package time: pyspark is EMR's, delta-spark comes without deps
-    no_deps, deps = emr.runtime_requirements()
+    no_deps, deps = packaging.runtime_requirements()
     assert no_deps == ["delta-spark==4.0.0"]
     assert not any(d.lower().startswith("pyspark") for d in deps) and "xgboost-cpu==3.1.3" in deps
 
@@ -207,7 +207,7 @@ def test_cluster_request_fleets_archive_and_options():
              {"role": "MASTER", "instance_types": ["m6i.xlarge", "m5.xlarge"], "on_demand": 1},
              {"role": "CORE", "instance_types": ["r6i.2xlarge"], "on_demand": 1, "spot": 2},
          ], "spark_defaults": {"spark.executor.memory": "8g"}, "tags": {"owner": "data"}}
-    request = emr.cluster_request(s, PATHS, f"{BASE}{WHEEL}")
+    request = requests.cluster_request(s, PATHS, f"{BASE}{WHEEL}")
     assert request["ReleaseLabel"] == "emr-7.12.0"
     assert request["Applications"] == [{"Name": "Spark"}, {"Name": "Livy"}]
     assert request["AutoTerminationPolicy"] == {"IdleTimeout": 600}
@@ -241,27 +241,27 @@ def test_cluster_request_fleets_archive_and_options():
 
 
 def test_safe_defaults_are_what_is_sent_and_loosening_them_takes_explicit_keys(no_boto):
-    s = emr.resolve_settings(SETTINGS)
+    s = settings.resolve_settings(SETTINGS)
     assert (s["require_private_subnet"], s["visible_to_all_users"]) == (True, False)
     assert s["encryption"] == {"s3": "SSE-S3", "s3_kms_key": None, "local_disks": True, "local_disk_kms_key": DISK_KEY,
                                "in_transit": True, "tls_certificates": CERTS, "tls_provider_class": None}
-    assert emr.security_configuration_request(s) == {
+    assert requests.security_configuration_request(s) == {
         "Name": SECURITY_NAME, "SecurityConfiguration": json.dumps(SECURITY_DOC, sort_keys=True, separators=(",", ":"))}
-    _validate("emr", "CreateSecurityConfiguration", emr.security_configuration_request(s))
+    _validate("emr", "CreateSecurityConfiguration", requests.security_configuration_request(s))
 
     # every protection off, each through its own key: no security configuration, no subnet, visible to all
     loose = {"bucket": BUCKET, "region": REGION, "require_private_subnet": False, "visible_to_all_users": True,
              "encryption": {"s3": False, "local_disks": False, "in_transit": False}}
-    request = emr.cluster_request(loose, PATHS, f"{BASE}wheelhouse/{WHEEL}")
+    request = requests.cluster_request(loose, PATHS, f"{BASE}wheelhouse/{WHEEL}")
     assert "SecurityConfiguration" not in request and "Ec2SubnetId" not in request["Instances"]
     assert request["VisibleToAllUsers"] is True
     # S3 encryption alone still makes a configuration, with in-transit explicitly off
-    s3_only = emr.resolve_settings({**loose, "encryption": {"local_disks": False, "in_transit": False}})
-    assert emr.security_configuration_doc(s3_only) == {"EncryptionConfiguration": {
+    s3_only = settings.resolve_settings({**loose, "encryption": {"local_disks": False, "in_transit": False}})
+    assert requests.security_configuration_doc(s3_only) == {"EncryptionConfiguration": {
         "EnableAtRestEncryption": True, "EnableInTransitEncryption": False,
         "AtRestEncryptionConfiguration": {"S3EncryptionConfiguration": {"EncryptionMode": "SSE-S3"}}}}
     # a named configuration is used as is (and checked against the encryption keys at `up`)
-    named = emr.cluster_request({**SETTINGS, "security_configuration": "corp-standard"}, PATHS, f"{BASE}{WHEEL}")
+    named = requests.cluster_request({**SETTINGS, "security_configuration": "corp-standard"}, PATHS, f"{BASE}{WHEEL}")
     assert named["SecurityConfiguration"] == "corp-standard"
 
 
@@ -276,13 +276,13 @@ def test_up_refuses_a_public_subnet_before_building_or_uploading(aws, cfg, wheel
     ec2.associate_route_table(RouteTableId=table, SubnetId=public)
     cfg["emr"]["subnet_id"] = public
     with pytest.raises(ValueError, match=rf"emr\.subnet_id.*public subnet.*{igw}.*emr\.require_private_subnet"):
-        emr.up(cfg, overrides=cfg["_overrides"], wheelhouse=wheelhouse, wait_for=False)
+        clusters.up(cfg, overrides=cfg["_overrides"], wheelhouse=wheelhouse, wait_for=False)
     # a subnet that hands out public IPs is refused too
     mapped = ec2.create_subnet(VpcId=vpc, CidrBlock="10.30.2.0/24")["Subnet"]["SubnetId"]
     ec2.modify_subnet_attribute(SubnetId=mapped, MapPublicIpOnLaunch={"Value": True})
     cfg["emr"]["subnet_id"] = mapped
     with pytest.raises(ValueError, match="maps public IP addresses"):
-        emr.up(cfg, overrides=cfg["_overrides"], wheelhouse=wheelhouse, wait_for=False)
+        clusters.up(cfg, overrides=cfg["_overrides"], wheelhouse=wheelhouse, wait_for=False)
     assert "Contents" not in boto3.client("s3", region_name=REGION).list_objects_v2(Bucket=BUCKET)  # nothing sent
     assert boto3.client("emr", region_name=REGION).list_clusters()["Clusters"] == []
 
@@ -296,13 +296,13 @@ def test_up_requires_a_named_security_configuration_to_encrypt_what_the_config_a
     client.create_security_configuration(Name="weak", SecurityConfiguration=json.dumps(weak))
     cfg["emr"].update(subnet_id=private_subnet, security_configuration="weak")
     with pytest.raises(ValueError, match=r"emr\.security_configuration.*local-disk encryption.*in-transit"):
-        emr.up(cfg, overrides=cfg["_overrides"], wheelhouse=wheelhouse, wait_for=False)
+        clusters.up(cfg, overrides=cfg["_overrides"], wheelhouse=wheelhouse, wait_for=False)
     cfg["emr"]["security_configuration"] = "missing"
     with pytest.raises(ValueError, match=r"emr\.security_configuration.*cannot be read"):
-        emr.up(cfg, overrides=cfg["_overrides"], wheelhouse=wheelhouse, wait_for=False)
+        clusters.up(cfg, overrides=cfg["_overrides"], wheelhouse=wheelhouse, wait_for=False)
     # loosened on purpose, the same configuration is accepted
     cfg["emr"].update(security_configuration="weak", encryption={"local_disks": False, "in_transit": False})
-    out = emr.up(cfg, overrides=cfg["_overrides"], wheelhouse=wheelhouse, with_steps=False, wait_for=False)
+    out = clusters.up(cfg, overrides=cfg["_overrides"], wheelhouse=wheelhouse, with_steps=False, wait_for=False)
     assert client.describe_cluster(ClusterId=out["cluster_id"])["Cluster"]["SecurityConfiguration"] == "weak"
 
 
@@ -318,20 +318,21 @@ def test_wheelhouse_lock_pins_every_wheel_by_hash(tmp_path):
     sha = {name: hashlib.sha256(body).hexdigest() for name, body in files.items()}
     numpy = sorted([sha["numpy-2.3.5-cp311-cp311-manylinux_2_28_x86_64.whl"],
                     sha["numpy-2.3.5-cp311-cp311-manylinux_2_28_aarch64.whl"]])
-    expected = ("# written by ecomrec_spark.aws.emr.lock_wheelhouse: every wheel of this folder, pinned and hashed\n"
-                f"ecomrec-spark=={emr.project_version()} --hash=sha256:{sha[WHEEL]}\n"
+    expected = ("# written by ecomrec_spark.aws.packaging.lock_wheelhouse: "
+                "every wheel of this folder, pinned and hashed\n"
+                f"ecomrec-spark=={layout.project_version()} --hash=sha256:{sha[WHEEL]}\n"
                 f"numpy==2.3.5 --hash=sha256:{numpy[0]} --hash=sha256:{numpy[1]}\n"
                 "python-dateutil==2.9.0.post0 --hash=sha256:"
                 f"{sha['python_dateutil-2.9.0.post0-py2.py3-none-any.whl']}\n")
-    assert emr.lock_wheelhouse(folder) == expected == (folder / "requirements.lock").read_text()
-    assert emr.wheelhouse_wheel(folder) == folder / WHEEL
+    assert packaging.lock_wheelhouse(folder) == expected == (folder / "requirements.lock").read_text()
+    assert packaging.wheelhouse_wheel(folder) == folder / WHEEL
     (folder / "numpy-2.4.0-cp311-cp311-manylinux_2_28_x86_64.whl").write_bytes(b"newer")
     with pytest.raises(ValueError, match="numpy 2.3.5 and 2.4.0"):
-        emr.lock_wheelhouse(folder)
+        packaging.lock_wheelhouse(folder)
     with pytest.raises(ValueError, match="no wheels"):
-        emr.lock_wheelhouse(tmp_path)
+        packaging.lock_wheelhouse(tmp_path)
     with pytest.raises(FileNotFoundError, match="requirements.lock"):
-        emr.wheelhouse_wheel(tmp_path)
+        packaging.wheelhouse_wheel(tmp_path)
 
 
 def test_build_wheelhouse_resolves_once_for_the_nodes_python_and_cpu(monkeypatch, tmp_path, wheel):
@@ -345,17 +346,18 @@ def test_build_wheelhouse_resolves_once_for_the_nodes_python_and_cpu(monkeypatch
                 else f"numpy-2.3.5-cp311-cp311-manylinux_2_28_{arch}.whl")
         (dest / name).write_bytes(name.encode())
 
-    monkeypatch.setattr(emr, "_run", fake_download)
+    monkeypatch.setattr(packaging, "_run", fake_download)
     out = tmp_path / "wh"
     out.mkdir()
     (out / "stale-1.0-py3-none-any.whl").write_bytes(b"old")  # a rebuilt wheelhouse keeps nothing old
-    s = emr.resolve_settings({**SETTINGS, "instance_fleets": [
+    s = settings.resolve_settings({**SETTINGS, "instance_fleets": [
         {"role": "MASTER", "instance_types": ["m7g.xlarge"], "on_demand": 1},
         {"role": "CORE", "instance_types": ["m6i.2xlarge", "r6gd.2xlarge"], "on_demand": 2}]})
-    assert emr.node_architectures(s) == ["aarch64", "x86_64"]
-    assert emr.node_architectures(emr.resolve_settings(SETTINGS)) == ["x86_64"]
-    emr.build_wheelhouse(wheel, out, python_version=emr.node_python_version(s), architectures=emr.node_architectures(s))
-    no_deps, deps = emr.runtime_requirements()
+    assert packaging.node_architectures(s) == ["aarch64", "x86_64"]
+    assert packaging.node_architectures(settings.resolve_settings(SETTINGS)) == ["x86_64"]
+    packaging.build_wheelhouse(wheel, out, python_version=settings.node_python_version(s),
+                               architectures=packaging.node_architectures(s))
+    no_deps, deps = packaging.runtime_requirements()
     for cmd, arch in zip(calls[::2], ("aarch64", "x86_64"), strict=True):
         assert cmd == [sys.executable, "-m", "pip", "download", "--only-binary=:all:",
                        "--platform", f"manylinux_2_34_{arch}", "--platform", f"manylinux_2_28_{arch}",
@@ -366,13 +368,13 @@ def test_build_wheelhouse_resolves_once_for_the_nodes_python_and_cpu(monkeypatch
         "delta_spark-4.0.0-py3-none-any.whl", WHEEL, "numpy-2.3.5-cp311-cp311-manylinux_2_28_aarch64.whl",
         "numpy-2.3.5-cp311-cp311-manylinux_2_28_x86_64.whl", "requirements.lock"]
     assert [line.split(" ")[0] for line in (out / "requirements.lock").read_text().splitlines()[1:]] == [
-        "delta-spark==4.0.0", f"ecomrec-spark=={emr.project_version()}", "numpy==2.3.5"]
+        "delta-spark==4.0.0", f"ecomrec-spark=={layout.project_version()}", "numpy==2.3.5"]
 
 
 def test_pack_venv_installs_the_locked_wheelhouse_by_hash(monkeypatch, tmp_path, wheelhouse):
     calls = []
-    monkeypatch.setattr(emr, "_run", lambda cmd, **kwargs: calls.append(cmd))
-    emr.pack_venv(wheelhouse / WHEEL, tmp_path / "venv.tar.gz", python="python3.11", wheelhouse=wheelhouse)
+    monkeypatch.setattr(packaging, "_run", lambda cmd, **kwargs: calls.append(cmd))
+    packaging.pack_venv(wheelhouse / WHEEL, tmp_path / "venv.tar.gz", python="python3.11", wheelhouse=wheelhouse)
     env = Path(calls[0][-1])
     assert calls == [
         ["python3.11", "-m", "venv", str(env)],
@@ -383,7 +385,7 @@ def test_pack_venv_installs_the_locked_wheelhouse_by_hash(monkeypatch, tmp_path,
 
 
 def test_bootstrap_installs_only_the_locked_wheels_from_s3():
-    script = emr.BOOTSTRAP_SCRIPT.read_text()
+    script = layout.BOOTSTRAP_SCRIPT.read_text()
     installs = [line for line in script.splitlines() if "pip install" in line or line.strip().startswith("--no-index")
                 or line.strip().startswith("-r ")]
     assert installs == ['sudo "$PYTHON" -m pip install --quiet --no-warn-script-location \\',
@@ -394,18 +396,18 @@ def test_bootstrap_installs_only_the_locked_wheels_from_s3():
 def test_step_requests_follow_the_pipeline_in_order():
     from ecomrec_spark.stages import PIPELINE  # the order run-all follows
 
-    assert list(emr.PIPELINE) == [name for name, _ in PIPELINE] == EXPECTED_JOBS
+    assert list(layout.PIPELINE) == [name for name, _ in PIPELINE] == EXPECTED_JOBS
     for script in EXPECTED_SCRIPTS:
         assert (config.REPO_ROOT / "jobs" / script).is_file()
     sets = ["paths.lake=s3://ecomrec-test/lake", "recommend.k=20"]
-    steps = emr.step_requests(reversed(EXPECTED_JOBS), f"{BASE}conf/emr.yaml", sets, jobs_uri=f"{BASE}jobs/")
+    steps = requests.step_requests(reversed(EXPECTED_JOBS), f"{BASE}conf/emr.yaml", sets, jobs_uri=f"{BASE}jobs/")
     assert steps == [
         {"Name": f"ecomrec {job}", "ActionOnFailure": "CANCEL_AND_WAIT",
          "HadoopJarStep": {"Jar": "command-runner.jar", "Args": _step_args(job, script, sets)}}
         for job, script in zip(EXPECTED_JOBS, EXPECTED_SCRIPTS, strict=True)
     ]
     _validate("emr", "AddJobFlowSteps", {"JobFlowId": "j-ABC", "Steps": steps})
-    continued = emr.step_requests(["ingest"], f"{BASE}conf/emr.yaml", [], jobs_uri=f"{BASE}jobs/",
+    continued = requests.step_requests(["ingest"], f"{BASE}conf/emr.yaml", [], jobs_uri=f"{BASE}jobs/",
                                   action_on_failure="CONTINUE", submit_args=["--conf", "spark.executor.cores=4"])
     assert continued[0]["ActionOnFailure"] == "CONTINUE"
     assert continued[0]["HadoopJarStep"]["Args"][5:8] == ["--conf", "spark.executor.cores=4", f"{BASE}jobs/ingest.py"]
@@ -413,7 +415,7 @@ def test_step_requests_follow_the_pipeline_in_order():
 
 def test_serverless_request_shapes():
     s = {**SETTINGS, "mode": "serverless", "serverless": {"execution_role_arn": ROLE_ARN}}
-    req = emr.serverless_requests(s, ["transform", "ingest"], ["recommend.k=20"], application_id="00abc")
+    req = requests.serverless_requests(s, ["transform", "ingest"], ["recommend.k=20"], application_id="00abc")
     assert req["create_application"] == {
         "name": "ecomrec", "releaseLabel": "emr-spark-8.0.0", "type": "SPARK", "architecture": "X86_64",
         "autoStartConfiguration": {"enabled": True},
@@ -457,7 +459,7 @@ def test_serverless_request_shapes():
 
 def test_up_uploads_and_creates_a_cluster_then_submit_adds_the_steps(aws, cfg, wheelhouse, private_subnet):
     cfg["emr"]["subnet_id"] = private_subnet
-    out = emr.up(cfg, overrides=cfg["_overrides"], wheelhouse=wheelhouse, with_steps=False, wait_for=False)
+    out = clusters.up(cfg, overrides=cfg["_overrides"], wheelhouse=wheelhouse, with_steps=False, wait_for=False)
     cluster_id = out["cluster_id"]
     client = boto3.client("emr", region_name=REGION)
     cluster = client.describe_cluster(ClusterId=cluster_id)["Cluster"]
@@ -468,7 +470,7 @@ def test_up_uploads_and_creates_a_cluster_then_submit_adds_the_steps(aws, cfg, w
     assert (cluster["SecurityConfiguration"], cluster["VisibleToAllUsers"]) == (name, False)
     assert cluster["Ec2InstanceAttributes"]["Ec2SubnetId"] == private_subnet
     # a second up reuses the configuration (same document, same name) instead of failing on "already exists"
-    assert emr.up(cfg, overrides=cfg["_overrides"], wheelhouse=wheelhouse, with_steps=False,
+    assert clusters.up(cfg, overrides=cfg["_overrides"], wheelhouse=wheelhouse, with_steps=False,
                   wait_for=False)["run_job_flow"]["SecurityConfiguration"] == name
     assert cluster["Status"]["State"] == "WAITING"  # kept alive for submit; auto-termination ends it when idle
     assert [c["Classification"] for c in cluster["Configurations"]] == ["delta-defaults", "spark-defaults",
@@ -497,7 +499,7 @@ def test_up_uploads_and_creates_a_cluster_then_submit_adds_the_steps(aws, cfg, w
     assert shipped["paths"]["lake"] == "s3://<bucket>/lake"  # the steps' --set fills it in
     assert "recommend" in shipped and "review" in shipped  # inherited from conf/local.yaml: the wheel has no conf/
 
-    submitted = emr.submit(cfg, cluster_id, overrides=cfg["_overrides"])
+    submitted = clusters.submit(cfg, cluster_id, overrides=cfg["_overrides"])
     assert len(submitted["step_ids"]) == len(EXPECTED_JOBS)
     listed = client.list_steps(ClusterId=cluster_id)["Steps"][::-1]  # EMR lists the newest first
     assert [s["Id"] for s in listed] == submitted["step_ids"]
@@ -507,15 +509,15 @@ def test_up_uploads_and_creates_a_cluster_then_submit_adds_the_steps(aws, cfg, w
     assert all(s["Config"]["Jar"] == "command-runner.jar" and s["ActionOnFailure"] == "CANCEL_AND_WAIT"
                for s in listed)
 
-    st = emr.status(cluster_id)
+    st = clusters.status(cluster_id)
     assert st["state"] == "RUNNING"
     assert [(x["name"], x["state"]) for x in st["steps"]][:2] == [("ecomrec ingest", "RUNNING"),
                                                                   ("ecomrec transform", "PENDING")]
     first = submitted["step_ids"][0]
     assert st["steps"][0]["log_uri"] == f"s3://{BUCKET}/logs/emr/{cluster_id}/steps/{first}/"
 
-    assert emr.down(cluster_id) == {"cluster_id": cluster_id, "state": "TERMINATED"}
-    assert emr.status(cluster_id)["state"] == "TERMINATED"
+    assert clusters.down(cluster_id) == {"cluster_id": cluster_id, "state": "TERMINATED"}
+    assert clusters.status(cluster_id)["state"] == "TERMINATED"
 
 
 def _set_step_states(cluster_id: str, states: dict[str, str]) -> None:
@@ -529,7 +531,7 @@ def _set_step_states(cluster_id: str, states: dict[str, str]) -> None:
 
 def test_up_with_steps_then_wait_reports_completion_and_failures(aws, cfg, wheelhouse, private_subnet, caplog):
     cfg["emr"]["subnet_id"] = private_subnet
-    out = emr.up(cfg, overrides=cfg["_overrides"], wheelhouse=wheelhouse, wait_for=False)
+    out = clusters.up(cfg, overrides=cfg["_overrides"], wheelhouse=wheelhouse, wait_for=False)
     cluster_id, step_ids = out["cluster_id"], out["step_ids"]
     assert out["run_job_flow"]["Steps"] == [
         {"Name": f"ecomrec {j}", "ActionOnFailure": "CANCEL_AND_WAIT",
@@ -538,38 +540,40 @@ def test_up_with_steps_then_wait_reports_completion_and_failures(aws, cfg, wheel
     names = [s["Name"] for s in boto3.client("emr", region_name=REGION).list_steps(ClusterId=cluster_id)["Steps"]]
     assert names[::-1] == [f"ecomrec {j}" for j in EXPECTED_JOBS]
 
-    sleeps: list[float] = []
-    clock = iter(range(0, 10_000, 10))
-
-    def advance(seconds: float) -> None:  # each poll moves the steps on by one
-        sleeps.append(seconds)
-        _set_step_states(cluster_id, {f"ecomrec {j}": "COMPLETED" for j in EXPECTED_JOBS[:len(sleeps) + 1]})
-
-    caplog.set_level("INFO", logger="ecomrec_spark.aws.emr")
-    done = emr.wait(cluster_id, step_ids, sleep=advance, clock=lambda: next(clock), poll=5, max_poll=20)
+    # boto3's waiters poll moto: the first describe_* sees the state, so finished steps need no sleep
+    _set_step_states(cluster_id, {f"ecomrec {j}": "COMPLETED" for j in EXPECTED_JOBS})
+    caplog.set_level("INFO", logger="ecomrec_spark.aws.clusters")
+    done = clusters.wait(cluster_id, step_ids, poll=1)
     assert [x["state"] for x in done["steps"]] == ["COMPLETED"] * len(EXPECTED_JOBS)
-    assert sleeps == [5, 7.5, 11.25, 16.875] + [20] * (len(EXPECTED_JOBS) - 5)  # exponential backoff, capped
-    assert f"logs/emr/{cluster_id}/steps/{step_ids[0]}/" in caplog.text  # states are reported with the log URI
+    for step_id in step_ids:  # every step is reported with its log URI
+        assert f"logs/emr/{cluster_id}/steps/{step_id}/" in caplog.text
+    assert clusters.wait(cluster_id, poll=1)["state"] in ("WAITING", "RUNNING")  # cluster_running: up already
 
     _set_step_states(cluster_id, {"ecomrec train-review": "FAILED"})
-    with pytest.raises(emr.EmrError, match=r"ecomrec train-review.*FAILED.*logs: s3://ecomrec-test/logs/emr/"):
-        emr.wait(cluster_id, step_ids, sleep=lambda s: None)
+    with pytest.raises(clients.EmrError, match=r"ecomrec train-review.*FAILED.*logs: s3://ecomrec-test/logs/emr/"):
+        clusters.wait(cluster_id, step_ids, poll=1)
 
-    _set_step_states(cluster_id, {"ecomrec train-review": "RUNNING"})
-    ticks = iter([0, 30, 61])
-    with pytest.raises(emr.EmrError, match="gave up waiting .* after 60 s"):
-        emr.wait(cluster_id, step_ids, timeout=60, sleep=lambda s: None, clock=lambda: next(ticks))
+    _set_step_states(cluster_id, {"ecomrec train-review": "RUNNING"})  # one attempt (timeout < poll), no sleep
+    with pytest.raises(clients.EmrError, match="gave up waiting .* after 1 s .*ecomrec train-review=RUNNING"):
+        clusters.wait(cluster_id, step_ids, timeout=1, poll=30)
+
+    with pytest.raises(clients.EmrError, match="not a step of cluster"):
+        clusters.wait(cluster_id, ["s-NOSUCHSTEP"], poll=1)
+
+    clusters.down(cluster_id)
+    with pytest.raises(clients.EmrError, match=f"cluster {cluster_id} is TERMINATED"):  # cluster_running fails
+        clusters.wait(cluster_id, poll=1)
 
 
 def test_logs_lists_the_step_folder_and_tails_stderr(aws, cfg, wheelhouse, private_subnet):
     cfg["emr"]["subnet_id"] = private_subnet
-    out = emr.up(cfg, overrides=cfg["_overrides"], wheelhouse=wheelhouse, jobs=["ingest"], wait_for=False)
+    out = clusters.up(cfg, overrides=cfg["_overrides"], wheelhouse=wheelhouse, jobs=["ingest"], wait_for=False)
     cluster_id, step_id = out["cluster_id"], out["step_ids"][0]
     s3 = boto3.client("s3", region_name=REGION)
     folder = f"logs/emr/{cluster_id}/steps/{step_id}/"
     s3.put_object(Bucket=BUCKET, Key=folder + "stderr.gz", Body=gzip.compress(b"line 1\nline 2\nline 3\n"))
     s3.put_object(Bucket=BUCKET, Key=folder + "controller.gz", Body=gzip.compress(b"ok\n"))
-    got = emr.logs(cluster_id, step_id, tail=2)
+    got = clusters.logs(cluster_id, step_id, tail=2)
     assert got["uri"] == f"s3://{BUCKET}/{folder}"
     assert sorted(f["name"] for f in got["files"]) == ["controller.gz", "stderr.gz"]
     assert got["stderr_tail"] == ["line 2", "line 3"]
@@ -582,7 +586,7 @@ def test_serverless_up_creates_the_application_and_runs_the_jobs_in_order(aws, c
     # moto's EMR Serverless only knows emr-X.Y.0 labels; the emr-spark-8.0.0 request is checked above
     cfg["emr"] = {**cfg["emr"], "mode": "serverless", "release_label": "emr-7.12.0",
                   "serverless": {"execution_role_arn": ROLE_ARN}}
-    out = emr.up(cfg, overrides=cfg["_overrides"], archive=archive, sleep=lambda s: None)
+    out = clusters.up(cfg, overrides=cfg["_overrides"], archive=archive, sleep=lambda s: None)
     es = boto3.client("emr-serverless", region_name=REGION)
     app = es.get_application(applicationId=out["application_id"])["application"]
     assert (app["releaseLabel"], app["type"].upper(), app["autoStopConfiguration"]) == (
@@ -599,15 +603,15 @@ def test_serverless_up_creates_the_application_and_runs_the_jobs_in_order(aws, c
         assert tar.getnames() == ["emr.yaml"]  # unpacked as ./conf/emr.yaml next to the driver
     assert s3.get_object(Bucket=BUCKET, Key=f"{prefix}pyspark_venv.tar.gz")["Body"].read() == b"venv"
 
-    st = emr.serverless_status(app["applicationId"], settings=emr.resolve_settings(cfg["emr"]))
+    st = serverless.serverless_status(app["applicationId"], settings=settings.resolve_settings(cfg["emr"]))
     assert len(st["job_runs"]) == len(EXPECTED_JOBS) and st["job_runs"][0]["log_uri"].startswith(f"s3://{BUCKET}/logs/serverless/")
-    assert emr.serverless_down(app["applicationId"], sleep=lambda s: None)["state"] == "TERMINATED"
+    assert serverless.serverless_down(app["applicationId"], sleep=lambda s: None)["state"] == "TERMINATED"
 
 
 def test_upload_needs_an_existing_bucket(aws, tmp_path):
-    with pytest.raises(emr.EmrError, match="aws s3 mb s3://no-such-bucket"):
-        emr.upload({"a.txt": b"x"}, "s3://no-such-bucket/artifacts/")
-    uris = emr.upload({"a/b.txt": b"x"}, f"s3://{BUCKET}/artifacts/")
+    with pytest.raises(clients.EmrError, match="aws s3 mb s3://no-such-bucket"):
+        packaging.upload({"a.txt": b"x"}, "s3://no-such-bucket/artifacts/")
+    uris = packaging.upload({"a/b.txt": b"x"}, f"s3://{BUCKET}/artifacts/")
     assert uris == [f"s3://{BUCKET}/artifacts/a/b.txt"]
 
 
@@ -619,12 +623,12 @@ def test_rendered_policies_are_exactly_least_privilege():
     certs = f"s3://{BUCKET}/team/ecomrec/artifacts/certs/emr.zip"  # under artifacts/: the role reads it already
     settings = {**SETTINGS, "prefix": "team/ecomrec/", "glue_database": "shop",
                 "encryption": {**SECURE["encryption"], "tls_certificates": certs}}
-    docs = emr.render_iam(settings, ACCOUNT)
-    assert set(docs) == set(emr.IAM_FILES)
+    docs = iam.render_iam(settings, ACCOUNT)
+    assert set(docs) == set(iam.IAM_FILES)
     for name, doc in docs.items():
         text = json.dumps(doc)
         assert json.loads(text) == doc and "${" not in text, name  # valid JSON, no placeholder left
-        assert json.loads((emr.IAM_DIR / name).read_text())  # the templates themselves are valid JSON
+        assert json.loads((iam.IAM_DIR / name).read_text())  # the templates themselves are valid JSON
 
     obj = f"arn:aws:s3:::{BUCKET}/team/ecomrec"
     glue = f"arn:aws:glue:{REGION}:{ACCOUNT}"
@@ -687,17 +691,17 @@ def test_rendered_policies_are_exactly_least_privilege():
 def test_encryption_adds_rights_on_exactly_its_keys_and_certificates():
     s3_key = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/s3-0000"
     outside = "s3://certs-bucket/emr/provider.jar"
-    s = emr.resolve_settings({**SETTINGS, "encryption": {
+    s = settings.resolve_settings({**SETTINGS, "encryption": {
         "s3": "SSE-KMS", "s3_kms_key": s3_key, "local_disks": False, "tls_certificates": outside,
         "tls_provider_class": "com.example.CertProvider"}})
-    assert emr.encryption_statements(s) == {
+    assert iam.encryption_statements(s) == {
         "job-role-policy.json": [
             {"Sid": "UseTheS3Key", "Effect": "Allow", "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
              "Resource": s3_key},
             {"Sid": "ReadTheTlsCertificates", "Effect": "Allow", "Action": "s3:GetObject",
              "Resource": "arn:aws:s3:::certs-bucket/emr/provider.jar"}],
         "service-role-policy.json": []}
-    assert emr.security_configuration_doc(s) == {"EncryptionConfiguration": {
+    assert requests.security_configuration_doc(s) == {"EncryptionConfiguration": {
         "EnableAtRestEncryption": True, "EnableInTransitEncryption": True,
         "AtRestEncryptionConfiguration": {"S3EncryptionConfiguration": {"EncryptionMode": "SSE-KMS",
                                                                         "AwsKmsKey": s3_key}},
@@ -705,15 +709,15 @@ def test_encryption_adds_rights_on_exactly_its_keys_and_certificates():
             "CertificateProviderType": "Custom", "S3Object": outside,
             "CertificateProviderClass": "com.example.CertProvider"}}}}
     # a named security configuration keeps its keys to itself: no extra rights are rendered for it
-    named = emr.resolve_settings({**SETTINGS, "security_configuration": "corp-standard"})
-    assert emr.encryption_statements(named) == {"job-role-policy.json": [], "service-role-policy.json": []}
-    assert emr.security_configuration_request(named) is None
+    named = settings.resolve_settings({**SETTINGS, "security_configuration": "corp-standard"})
+    assert iam.encryption_statements(named) == {"job-role-policy.json": [], "service-role-policy.json": []}
+    assert requests.security_configuration_request(named) is None
 
 
 def test_job_role_gets_dynamodb_rights_only_on_the_serving_tables_when_publish_writes_dynamodb(no_boto, conf_file,
                                                                                                 tmp_path):
     serving = {"store": "dynamodb", "dynamodb": {"table_prefix": "shop-serving", "region": None}}
-    policy = emr.render_iam(SETTINGS, ACCOUNT, serving=serving)["job-role-policy.json"]
+    policy = iam.render_iam(SETTINGS, ACCOUNT, serving=serving)["job-role-policy.json"]
     dynamo = [s for s in policy["Statement"] if any(a.startswith("dynamodb:") for a in
                                                     ([s["Action"]] if isinstance(s["Action"], str) else s["Action"]))]
     assert dynamo == [{"Sid": "ServingTablesForPublish", "Effect": "Allow",
@@ -722,11 +726,11 @@ def test_job_role_gets_dynamodb_rights_only_on_the_serving_tables_when_publish_w
                                   "dynamodb:DeleteItem", "dynamodb:Scan"],
                        "Resource": f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/shop-serving-*"}]
     for sqlite in (None, {"store": "sqlite"}):  # the EMR jobs never write SQLite: no DynamoDB rights at all
-        assert "dynamodb" not in json.dumps(emr.render_iam(SETTINGS, ACCOUNT, serving=sqlite))
-        assert "api-role-policy.json" not in emr.render_iam(SETTINGS, ACCOUNT, serving=sqlite)
+        assert "dynamodb" not in json.dumps(iam.render_iam(SETTINGS, ACCOUNT, serving=sqlite))
+        assert "api-role-policy.json" not in iam.render_iam(SETTINGS, ACCOUNT, serving=sqlite)
     # the API role: read-only on the serving tables, S3 writes only under raw/events_api/
-    api = emr.render_iam(SETTINGS, ACCOUNT, serving=serving)["api-role-policy.json"]
-    prefix = emr.resolve_settings(SETTINGS)["prefix"]
+    api = iam.render_iam(SETTINGS, ACCOUNT, serving=serving)["api-role-policy.json"]
+    prefix = settings.resolve_settings(SETTINGS)["prefix"]
     assert api["Statement"] == [
         {"Sid": "ReadTheServingTables", "Effect": "Allow", "Action": ["dynamodb:GetItem", "dynamodb:DescribeTable"],
          "Resource": f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/shop-serving-*"},
@@ -735,10 +739,10 @@ def test_job_role_gets_dynamodb_rights_only_on_the_serving_tables_when_publish_w
         {"Sid": "AppendFeedbackEventsOnly", "Effect": "Allow", "Action": "s3:PutObject",
          "Resource": f"arn:aws:s3:::{SETTINGS['bucket']}/{prefix}raw/events_api/*"}]
     with pytest.raises(ValueError, match="table_prefix"):
-        emr.serving_statement({"store": "dynamodb", "dynamodb": {"table_prefix": "a*"}}, REGION, ACCOUNT)
+        iam.serving_statement({"store": "dynamodb", "dynamodb": {"table_prefix": "a*"}}, REGION, ACCOUNT)
     # the CLI reads the config's serving section and its --set overrides
     out = tmp_path / "iam"
-    assert emr.main(["policy", "--conf", str(conf_file), "--account", ACCOUNT, "--out", str(out),
+    assert cli.main(["policy", "--conf", str(conf_file), "--account", ACCOUNT, "--out", str(out),
                      "--set", "serving.store=dynamodb", "--set", "serving.dynamodb.table_prefix=shop-serving"]) == 0
     assert f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/shop-serving-*" in (out / "job-role-policy.json").read_text()
 
@@ -746,13 +750,13 @@ def test_job_role_gets_dynamodb_rights_only_on_the_serving_tables_when_publish_w
 def test_render_policy_rejects_bad_inputs():
     template = {"Statement": [{"Resource": ["arn:aws:s3:::${bucket}/${prefix}*"]}]}
     with pytest.raises(ValueError, match="bucket"):
-        emr.render_policy(template, "Bad_Bucket", ["raw/"], "ecomrec", REGION, ACCOUNT)
+        iam.render_policy(template, "Bad_Bucket", ["raw/"], "ecomrec", REGION, ACCOUNT)
     with pytest.raises(ValueError, match="account"):
-        emr.render_policy(template, BUCKET, ["raw/"], "ecomrec", REGION, "12345")
+        iam.render_policy(template, BUCKET, ["raw/"], "ecomrec", REGION, "12345")
     with pytest.raises(ValueError, match="prefix"):
-        emr.render_policy(template, BUCKET, ["raw"], "ecomrec", REGION, ACCOUNT)
+        iam.render_policy(template, BUCKET, ["raw"], "ecomrec", REGION, ACCOUNT)
     with pytest.raises(ValueError, match=r"\$\{nobody\}"):
-        emr.render_policy({"Resource": "${nobody}"}, BUCKET, ["raw/"], "ecomrec", REGION, ACCOUNT)
+        iam.render_policy({"Resource": "${nobody}"}, BUCKET, ["raw/"], "ecomrec", REGION, ACCOUNT)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -798,39 +802,39 @@ def test_render_policy_rejects_bad_inputs():
 ])
 def test_bad_settings_raise_before_any_boto3_call(no_boto, section, key):
     with pytest.raises(ValueError, match=key.replace(".", r"\.").replace("[", r"\[")):
-        emr.cluster_request({**SETTINGS, **section}, PATHS, f"{BASE}{WHEEL}")
+        requests.cluster_request({**SETTINGS, **section}, PATHS, f"{BASE}{WHEEL}")
 
 
 def test_bad_ids_paths_and_uris_raise_before_any_boto3_call(no_boto, cfg):
     with pytest.raises(ValueError, match="cluster id"):
-        emr.status("cluster-1")
+        clusters.status("cluster-1")
     with pytest.raises(ValueError, match="cluster id"):
-        emr.down("j-lowercase")
+        clusters.down("j-lowercase")
     with pytest.raises(ValueError, match="step id"):
-        emr.logs("j-ABC123", "step-1")
+        clusters.logs("j-ABC123", "step-1")
     with pytest.raises(ValueError, match="cluster id"):
-        emr.submit(cfg, "i-123")
+        clusters.submit(cfg, "i-123")
     with pytest.raises(ValueError, match=r"paths\.lake.*outside"):
-        emr.cluster_request(SETTINGS, {**PATHS, "lake": "s3://another-bucket/lake"}, f"{BASE}{WHEEL}")
+        requests.cluster_request(SETTINGS, {**PATHS, "lake": "s3://another-bucket/lake"}, f"{BASE}{WHEEL}")
     with pytest.raises(ValueError, match=r"paths\.raw.*outside"):
-        emr.cluster_request(SETTINGS, {**PATHS, "raw": f"s3://{BUCKET}/elsewhere/raw"}, f"{BASE}{WHEEL}")
+        requests.cluster_request(SETTINGS, {**PATHS, "raw": f"s3://{BUCKET}/elsewhere/raw"}, f"{BASE}{WHEEL}")
     with pytest.raises(ValueError, match=r"paths\.lake.*outside s3://ecomrec-test/lake/"):  # raw/ is read-only
-        emr.cluster_request(SETTINGS, {**PATHS, "lake": f"s3://{BUCKET}/raw/lake"}, f"{BASE}{WHEEL}")
+        requests.cluster_request(SETTINGS, {**PATHS, "lake": f"s3://{BUCKET}/raw/lake"}, f"{BASE}{WHEEL}")
     with pytest.raises(ValueError, match=r"paths\.raw.*outside s3://ecomrec-test/raw/"):  # lake/ is writable
-        emr.cluster_request(SETTINGS, {**PATHS, "raw": f"s3://{BUCKET}/lake/raw"}, f"{BASE}{WHEEL}")
+        requests.cluster_request(SETTINGS, {**PATHS, "raw": f"s3://{BUCKET}/lake/raw"}, f"{BASE}{WHEEL}")
     with pytest.raises(ValueError, match=r"paths\.raw.*s3://"):
-        emr.cluster_request(SETTINGS, {**PATHS, "raw": f"s3a://{BUCKET}/raw"}, f"{BASE}{WHEEL}")
+        requests.cluster_request(SETTINGS, {**PATHS, "raw": f"s3a://{BUCKET}/raw"}, f"{BASE}{WHEEL}")
     with pytest.raises(ValueError, match="unknown job 'recommend'"):
-        emr.step_requests(["recommend"], f"{BASE}conf/emr.yaml", [], jobs_uri=f"{BASE}jobs/")
+        requests.step_requests(["recommend"], f"{BASE}conf/emr.yaml", [], jobs_uri=f"{BASE}jobs/")
     with pytest.raises(ValueError, match="credential"):
-        emr.step_requests(["ingest"], f"{BASE}conf/emr.yaml", ["spark.conf.spark.hadoop.fs.s3a.secret.key=x"],
+        requests.step_requests(["ingest"], f"{BASE}conf/emr.yaml", ["spark.conf.spark.hadoop.fs.s3a.secret.key=x"],
                           jobs_uri=f"{BASE}jobs/")
     with pytest.raises(ValueError, match="bucket"):
-        emr.upload({"a": b"x"}, "s3://UPPER/artifacts/")
+        packaging.upload({"a": b"x"}, "s3://UPPER/artifacts/")
 
 
 def test_cli_dry_run_prints_the_exact_requests_without_aws(no_boto, conf_file, capsys):
-    assert emr.main(["up", "--conf", str(conf_file), "--dry-run", "--set", "recommend.k=20"]) == 0
+    assert cli.main(["up", "--conf", str(conf_file), "--dry-run", "--set", "recommend.k=20"]) == 0
     printed = json.loads(capsys.readouterr().out)
     request = printed["run_job_flow"]
     assert request["ReleaseLabel"] == "emr-spark-8.0.0"
@@ -843,25 +847,25 @@ def test_cli_dry_run_prints_the_exact_requests_without_aws(no_boto, conf_file, c
     assert [s["HadoopJarStep"]["Args"] for s in request["Steps"]] == [
         _step_args(j, s, sets) for j, s in zip(EXPECTED_JOBS, EXPECTED_SCRIPTS, strict=True)]
 
-    assert emr.main(["submit", "--conf", str(conf_file), "--dry-run", "--jobs", "transform"]) == 0
+    assert cli.main(["submit", "--conf", str(conf_file), "--dry-run", "--jobs", "transform"]) == 0
     printed = json.loads(capsys.readouterr().out)
     assert "Steps" not in printed["run_job_flow"]  # the cluster and its configurations...
     assert [s["Name"] for s in printed["add_job_flow_steps"]["Steps"]] == ["ecomrec transform"]  # ...and the steps
 
 
 def test_cli_reports_configuration_errors_with_exit_code_2(no_boto, conf_file, capsys):
-    assert emr.main(["up", "--conf", str(conf_file), "--dry-run", "--set", "emr.bucket=Not_A_Bucket"]) == 2
+    assert cli.main(["up", "--conf", str(conf_file), "--dry-run", "--set", "emr.bucket=Not_A_Bucket"]) == 2
     assert "emr.bucket" in capsys.readouterr().err
-    assert emr.main(["status", "--conf", str(conf_file), "--cluster-id", "nope"]) == 2
+    assert cli.main(["status", "--conf", str(conf_file), "--cluster-id", "nope"]) == 2
     assert "cluster id" in capsys.readouterr().err
-    assert emr.main(["down", "--conf", str(conf_file), "--set", "emr.region=mars-1"]) == 2
+    assert cli.main(["down", "--conf", str(conf_file), "--set", "emr.region=mars-1"]) == 2
     assert "emr.region" in capsys.readouterr().err
 
 
 def test_cli_policy_writes_rendered_files(no_boto, conf_file, tmp_path, capsys):
     out = tmp_path / "iam"
-    assert emr.main(["policy", "--conf", str(conf_file), "--account", ACCOUNT, "--out", str(out)]) == 0
-    assert sorted(p.name for p in out.iterdir()) == sorted(emr.IAM_FILES)
+    assert cli.main(["policy", "--conf", str(conf_file), "--account", ACCOUNT, "--out", str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == sorted(iam.IAM_FILES)
     assert f"arn:aws:s3:::{BUCKET}/raw/*" in (out / "job-role-policy.json").read_text()
 
 
@@ -872,14 +876,14 @@ def test_build_wheel_uses_pip_wheel_no_deps(monkeypatch, tmp_path):
         calls.append(cmd)
         (tmp_path / WHEEL).write_bytes(b"PK")
 
-    monkeypatch.setattr(emr, "_run", fake_run)
-    assert emr.build_wheel(out_dir=tmp_path) == tmp_path / WHEEL
+    monkeypatch.setattr(packaging, "_run", fake_run)
+    assert packaging.build_wheel(out_dir=tmp_path) == tmp_path / WHEEL
     assert calls == [[sys.executable, "-m", "pip", "wheel", str(config.REPO_ROOT), "--no-deps", "--quiet",
                       "-w", str(tmp_path)]]
 
 
 def test_bootstrap_script_is_executable_bash():
-    script = emr.BOOTSTRAP_SCRIPT
+    script = layout.BOOTSTRAP_SCRIPT
     assert script.is_file() and script.stat().st_mode & 0o111
     assert script.read_text().startswith("#!/bin/bash\n")
     assert Path(script).name == "install-wheel.sh"

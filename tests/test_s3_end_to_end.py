@@ -154,6 +154,8 @@ def test_parse_s3_uri_accepts_s3_and_s3a(uri, expected):
     ("s3://my..bucket/raw", "'..'"),
     ("s3://192.168.1.1/raw", "IP address"),
     ("s3://xn--bucket/raw", "reserves"),
+    ("s3://bucket--table-s3/raw", "reserves"),  # once missing here, though the EMR launcher refused it
+    ("s3://my-.bucket/raw", "'.-'"),  # once missing in the EMR launcher, though refused here
     ("s3://bucket/raw//olist", "empty, '.' or '..' segment"),
     ("s3://bucket/raw/../lake", "empty, '.' or '..' segment"),
     ("s3://bucket/raw\n", "control characters"),
@@ -161,6 +163,30 @@ def test_parse_s3_uri_accepts_s3_and_s3a(uri, expected):
 def test_parse_s3_uri_rejects_bad_buckets_and_prefixes(uri, message):
     with pytest.raises(ValueError, match=message):
         parse_s3_uri(uri)
+
+
+@pytest.mark.parametrize("bucket, valid", [
+    ("my-bucket", True), ("my.bucket-1", True), ("a1b", True),
+    ("my..bucket", False), ("my-.bucket", False), ("my.-bucket", False), ("192.168.1.1", False), ("ab", False),
+    ("My_Bucket", False), ("<bucket>", False), ("xn--bucket", False), ("data--table-s3", False),
+    ("data-s3alias", False),
+])
+def test_one_bucket_rule_for_upload_raw_the_config_the_lease_and_the_emr_launcher(bucket, valid):
+    """identifiers.validate_bucket is the only rule: upload-raw, catalog.* and the lake lease (parse_s3_uri) and
+    emr.bucket accept and refuse the same names."""
+    from ecomrec_spark.aws.settings import check_bucket
+    from ecomrec_spark.config import ConfigError
+    from ecomrec_spark.identifiers import validate_bucket
+
+    checks = [lambda: validate_bucket(bucket), lambda: parse_s3_uri(f"s3://{bucket}/lake"),
+              lambda: check_bucket("emr.bucket", bucket),
+              lambda: load_config(None, [f"catalog.s3_lake=s3://{bucket}/lake/"])]
+    for check in checks:
+        if valid:
+            check()
+        else:
+            with pytest.raises((ValueError, ConfigError), match="not a valid S3 bucket name"):
+                check()
 
 
 def test_upload_raw_checks_everything_before_any_request(tmp_path):

@@ -18,10 +18,11 @@ from __future__ import annotations
 import argparse
 import hashlib
 import logging
-import re
 import sys
 from pathlib import Path
 from typing import Any, Iterator, Sequence
+
+from ecomrec_spark.identifiers import validate_bucket  # the project's one bucket rule
 
 log = logging.getLogger(__name__)
 
@@ -29,33 +30,8 @@ SCHEMES = ("s3://", "s3a://")
 MAX_KEY_BYTES = 1024
 MD5_METADATA = "md5"  # x-amz-meta-md5: the file's MD5, so multipart objects can be compared too
 PART_SIZE = 8 * 1024 * 1024  # boto3's default multipart threshold and chunk size
-_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
-_IP = re.compile(r"\d+\.\d+\.\d+\.\d+")
-_RESERVED_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
-_RESERVED_SUFFIXES = ("-s3alias", "--ol-s3", ".mrap", "--x-s3")
 _CHUNK = 1 << 20
 UPLOAD_RAW_HELP = "upload a local raw folder to S3 with boto3 (files already there unchanged are skipped)"
-
-
-def validate_bucket(bucket: str) -> str:
-    """Return ``bucket`` if it follows S3's general-purpose bucket naming rules, else raise ``ValueError``.
-
-    The rules: 3-63 characters of lowercase letters, digits, dots and hyphens,
-    starting and ending with a letter or digit, no ``..``, not an IP address,
-    and none of S3's reserved prefixes or suffixes.
-    """
-    why = None
-    if not _BUCKET.fullmatch(bucket):
-        why = "use 3-63 lowercase letters, digits, '.' or '-', starting and ending with a letter or digit"
-    elif ".." in bucket or ".-" in bucket or "-." in bucket:
-        why = "'..', '.-' and '-.' are not allowed"
-    elif _IP.fullmatch(bucket):
-        why = "a bucket name cannot look like an IP address"
-    elif bucket.startswith(_RESERVED_PREFIXES) or bucket.endswith(_RESERVED_SUFFIXES):
-        why = "the name uses a prefix or suffix S3 reserves"
-    if why:
-        raise ValueError(f"{bucket!r} is not a valid S3 bucket name: {why}")
-    return bucket
 
 
 def parse_s3_uri(uri: str) -> tuple[str, str]:

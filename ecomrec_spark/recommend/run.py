@@ -24,7 +24,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -35,6 +35,9 @@ from ecomrec_spark.recommend import models as M
 from ecomrec_spark.recommend import rules
 from ecomrec_spark.recommend import sources as src
 from ecomrec_spark.recommend.interactions import TS, purchases
+
+if TYPE_CHECKING:  # for the annotation only: ltr is imported inside the functions that use it
+    from ecomrec_spark.recommend import ltr
 
 log = logging.getLogger(__name__)
 

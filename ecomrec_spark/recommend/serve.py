@@ -15,7 +15,6 @@ from pyspark.sql import functions as F
 
 from ecomrec_spark import columns as C
 from ecomrec_spark import lake as lk
-from ecomrec_spark.identifiers import CUSTOMER_ID_PATTERN, SERVE_MODELS  # noqa: F401  (re-exported for the CLI)
 from ecomrec_spark.recommend.interactions import purchases
 from ecomrec_spark.recommend.popularity import OVERALL, SCOPE
 

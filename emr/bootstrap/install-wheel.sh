@@ -6,7 +6,7 @@
 # WHEELHOUSE_S3_URI (s3://.../artifacts/ecomrec-<version>/wheelhouse/) holds the project wheel, the wheel of
 # every runtime dependency for the nodes' Python and CPU, and requirements.lock: one `name==version
 # --hash=sha256:...` line per wheel.  `ecomrec emr up` resolves pyproject.toml's version ranges once, at
-# package time (ecomrec_spark.aws.emr.build_wheelhouse), so this script resolves nothing:
+# package time (ecomrec_spark.aws.packaging.build_wheelhouse), so this script resolves nothing:
 #   --no-index        no package index is asked, so no version range can drift and no internet is needed
 #                     (a private subnet with an S3 endpoint is enough);
 #   --require-hashes  pip refuses any file whose SHA-256 is not in the lock;
