@@ -32,7 +32,9 @@ nul_bytes              NUL inside a text field or at the start of a line: ingest
 invalid_utf8           invalid UTF-8 sequences in a text field: ingested, each sequence read as U+FFFD
 latin1                 a Latin-1 encoded record: ingested, its accented letters read as U+FFFD
 bom                    a UTF-8 BOM before the header (and header-only with BOM): ingested
-mixed_crlf_lf          line endings mixed CRLF and LF: ingested
+mixed_crlf_lf          line endings mixed CRLF and LF: single-line CSV ingested; multi-line CSV (reviews): the
+                       reader takes the first line's ending for all, records merge, the file fails its
+                       reconciliation (UnbalancedError naming it) and is not recorded
 field_1mb              a 1 MB text field: ingested, the value whole
 empty                  a 0-byte file: ingested as 0 = 0 + 0
 header_only            a header and no record (with and without a final line break): ingested as 0 = 0 + 0
@@ -257,7 +259,13 @@ class Campaign:
             eols = [rng.choice([b"\r\n", b"\n"]) for _ in range(n + 1)]
             eols[:2] = [b"\r\n", b"\n"]  # both kinds in every variant
             rng.shuffle(eols)
-            self.ingested("mixed_crlf_lf", b"".join(r + e for r, e in zip(self.records(), eols)))
+            if self.multiline:  # the header's CRLF is what the reader then expects everywhere; an LF follows
+                eols[0], eols[1] = b"\r\n", b"\n"
+            data = b"".join(r + e for r, e in zip(self.records(), eols))
+            if self.multiline:  # the multi-line reader takes the first line's ending as the only one: records merge
+                self.add("mixed_crlf_lf", data, "unbalanced", reason="reconciliation failed")
+            else:
+                self.ingested("mixed_crlf_lf", data)
         i = rng.randrange(n)
         big = "".join(rng.choice("abcdefghij ") for _ in range(1 << 10)) * (1 << 10)  # 1 MiB of text
         self.ingested("field_1mb", render(b.header, self.with_row(i, self.with_text(i, "x" + big[1:]))),
