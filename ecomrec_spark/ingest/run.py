@@ -27,7 +27,10 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from typing import Any, Mapping
+from urllib.parse import urlparse
 
+from py4j.protocol import Py4JError, Py4JJavaError
+from pyspark.errors import PySparkException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import StringType, StructField, StructType
@@ -74,6 +77,15 @@ class HeaderCheck:
 
 
 def check_header(spec: TableSpec, file: RawFile, header: list[str]) -> HeaderCheck:
+    if file.size == 0:  # a 0-byte file holds no record and no header: nothing to check, nothing to read
+        return HeaderCheck(file, [], [], [])
+    # read_header decodes UTF-8 with replacement: U+FFFD or NUL in a name means the line was not UTF-8 text, and
+    # "missing column(s) ..." followed by mojibake would hide that
+    if any("\ufffd" in h or "\x00" in h for h in header):
+        raise IngestError(
+            f"{file.path}: header line is not UTF-8 text (invalid UTF-8 or NUL bytes: a binary file, UTF-16 or "
+            f"Latin-1?) for table {spec.table}; ingest reads UTF-8 CSV whose first line is "
+            f"{','.join(spec.names)}")
     missing = [c for c in spec.columns if c.name not in header]
     hard = [c.name for c in missing if not c.optional]
     if hard:
@@ -81,8 +93,12 @@ def check_header(spec: TableSpec, file: RawFile, header: list[str]) -> HeaderChe
             f"{file.path}: missing column(s) {', '.join(hard)} for table {spec.table}; "
             f"expected header: {','.join(spec.names)}; found: {','.join(header)}"
         )
-    if len(set(header)) != len(header):
-        raise IngestError(f"{file.path}: duplicate column names in header {header}")
+    # a column the table reads, named twice, is ambiguous; an ignored column named twice (or "" after a trailing
+    # comma) is read under a neutral name and harms nothing
+    dups = [c.name for c in spec.columns if header.count(c.name) > 1]
+    if dups:
+        raise IngestError(f"{file.path}: duplicate column(s) {', '.join(dups)} in the header for table {spec.table}; "
+                          f"each of its columns must appear once")
     extra = [h for h in header if h not in spec.names]
     return HeaderCheck(file, header, [c.name for c in missing], extra)
 
@@ -92,10 +108,15 @@ def _read_raw(spark: SparkSession, spec: TableSpec, checks: list[HeaderCheck]) -
     frames = []
     by_header: dict[tuple[str, ...], list[str]] = {}
     for chk in checks:
-        by_header.setdefault(tuple(chk.header), []).append(chk.file.path)
+        if chk.file.size > 0:  # a 0-byte file (even one named .gz) holds nothing to read
+            by_header.setdefault(tuple(chk.header), []).append(chk.file.path)
     for header, paths in by_header.items():
-        # field names equal the header, so Spark's header check stays quiet; values bind by position
-        schema = StructType([StructField(h, StringType()) for h in header] + [StructField(CORRUPT, StringType())])
+        # values bind by position.  The table's columns keep their names (so Spark's header check stays quiet for
+        # a clean file); an ignored column gets a neutral name: a header name may repeat, differ only in case
+        # (Spark's names are case-insensitive), be empty or equal _corrupt_record, all of which Spark refuses
+        names = set(spec.names)
+        schema = StructType([StructField(h if h in names else f"_ignored_{i}", StringType())
+                             for i, h in enumerate(header)] + [StructField(CORRUPT, StringType())])
         df = (spark.read.schema(schema)
               .option("header", True).option("multiLine", spec.multiline)
               .option("mode", "PERMISSIVE").option("columnNameOfCorruptRecord", CORRUPT)
@@ -105,6 +126,10 @@ def _read_raw(spark: SparkSession, spec: TableSpec, checks: list[HeaderCheck]) -
         cols = [(F.col(f"`{c.name}`") if c.name in header else F.lit(None).cast("string")).alias(c.name)
                 for c in spec.columns]
         frames.append(df.select(*cols, CORRUPT, F.col("_metadata.file_path").alias(SOURCE_FILE)))
+    if not frames:  # only 0-byte files: no record to read
+        return spark.createDataFrame([], StructType([StructField(c.name, StringType()) for c in spec.columns]
+                                                    + [StructField(CORRUPT, StringType()),
+                                                       StructField(SOURCE_FILE, StringType())]))
     out = frames[0]
     for f in frames[1:]:
         out = out.unionByName(f)
@@ -160,24 +185,17 @@ def ingest_table(spark: SparkSession, spec: TableSpec, raw_root: str, lake_root:
     paths = [f.path for f in todo]
     if spec.file_format == "jsonl":  # no header: every line names its own keys
         checks = [HeaderCheck(f, [], [], []) for f in todo]
-        raw = _read_jsonl(spark, spec, paths)
     else:
-        checks = [check_header(spec, f, read_header(spark, f.path)) for f in todo]
+        checks = [check_header(spec, f, _header(spark, f)) for f in todo]
         for chk in checks:
             if chk.extra or chk.missing_optional:
                 log.warning("%s: extra column(s) %s ignored, missing optional column(s) %s filled with null",
                             chk.file.path, chk.extra, chk.missing_optional)
-        raw = _read_raw(spark, spec, checks)
-    classified = classify(raw, spec).withColumn(INGEST_RUN, F.lit(run_id))
-
-    bronze = classified.where(F.col(REASON).isNull()).drop(REASON, RAW_TEXT)
-    quarantine = classified.where(F.col(REASON).isNotNull()).select(
-        F.col(RAW_TEXT).alias("raw_text"), F.col(SOURCE_FILE).alias("source_file"), F.col(REASON).alias("reason"),
-        F.col(INGEST_RUN).alias("ingest_run"), F.lit(spec.table).alias("table"))
-    lake.replace_where(bronze, lake_root, "bronze", spec.table, SOURCE_FILE, paths)
-    lake.replace_where(quarantine, lake_root, "quarantine", spec.table, "source_file", paths)
-
-    counts = _reconcile(spark, spec, lake_root, paths)
+    try:
+        _write_slices(spark, spec, lake_root, run_id, checks)
+        counts = _reconcile(spark, spec, lake_root, paths, [f.path for f in todo if f.size > 0])
+    except (Py4JJavaError, PySparkException) as exc:  # a file Spark cannot read (a cut gzip): name it, not a trace
+        raise IngestError(_read_failure(spec, paths, exc)) from exc
     rows = reconciliation_rows(spec, checks, counts, run_id)
     balanced = [r for r in rows if r["balanced"]]
     for r in rows:
@@ -192,6 +210,66 @@ def ingest_table(spark: SparkSession, spec: TableSpec, raw_root: str, lake_root:
     if len(balanced) < len(rows):
         raise UnbalancedError(spec.table, [r for r in rows if not r["balanced"]])
     return rows
+
+
+def _write_slices(spark: SparkSession, spec: TableSpec, lake_root: str, run_id: str,
+                  checks: list[HeaderCheck]) -> None:
+    """Parse and classify the files, then replace their bronze and quarantine slices (one Delta commit each)."""
+    paths = [chk.file.path for chk in checks]
+    nonempty = [chk.file.path for chk in checks if chk.file.size > 0]  # a 0-byte file (even .gz) holds nothing
+    if spec.file_format == "jsonl" and nonempty:
+        raw = _read_jsonl(spark, spec, nonempty)
+    elif spec.file_format == "jsonl":
+        raw = spark.createDataFrame([], ", ".join([f"`{c.name}` string" for c in spec.columns]
+                                                  + [f"{CORRUPT} string", f"{SOURCE_FILE} string",
+                                                     f"{RAW_LINE} string"]))
+    else:
+        raw = _read_raw(spark, spec, checks)
+    classified = classify(raw, spec).withColumn(INGEST_RUN, F.lit(run_id))
+    bronze = classified.where(F.col(REASON).isNull()).drop(REASON, RAW_TEXT)
+    quarantine = classified.where(F.col(REASON).isNotNull()).select(
+        F.col(RAW_TEXT).alias("raw_text"), F.col(SOURCE_FILE).alias("source_file"), F.col(REASON).alias("reason"),
+        F.col(INGEST_RUN).alias("ingest_run"), F.lit(spec.table).alias("table"))
+    lake.replace_where(bronze, lake_root, "bronze", spec.table, SOURCE_FILE, paths)
+    lake.replace_where(quarantine, lake_root, "quarantine", spec.table, "source_file", paths)
+
+
+def _header(spark: SparkSession, file: RawFile) -> list[str]:
+    """The file's header names; a file that cannot be opened or decompressed is an IngestError naming it."""
+    if file.size == 0:
+        return []
+    try:
+        return read_header(spark, file.path)
+    except Py4JJavaError as exc:  # e.g. "java.io.IOException: not a gzip file"
+        raise IngestError(f"{file.path}: cannot read the file ({_root_cause(exc)}); nothing of its table is "
+                          f"ingested in this run: fix or remove the file") from exc
+
+
+def _root_cause(exc: BaseException) -> str:
+    """The innermost JVM exception as ``class: message`` (one line), else the first line of ``exc``."""
+    java = getattr(exc, "java_exception", None) or getattr(exc, "_origin", None)
+    try:
+        while java is not None and java.getCause() is not None:
+            java = java.getCause()
+        if java is not None:
+            return " ".join(str(java.toString()).split())[:300]
+    except Py4JError:  # not a JVM object after all
+        pass
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+
+
+def _read_failure(spec: TableSpec, paths: list[str], exc: BaseException) -> str:
+    """The message of a failed read: the file(s) Spark's error names (all of this attempt's when it names none)."""
+    text = str(exc)
+    java = getattr(exc, "java_exception", None) or getattr(exc, "_origin", None)
+    if java is not None:
+        try:
+            text += str(java.toString()) + str(java.getCause())
+        except Py4JError:
+            pass
+    named = [p for p in paths if urlparse(p).path in text]
+    return (f"table {spec.table}: cannot read the file(s) {', '.join(named or paths)} ({_root_cause(exc)}). "
+            "Nothing of them is recorded as ingested, so the next run retries them; fix or remove the file(s)")
 
 
 RECON_SCHEMA = ("table string, source string, file string, size long, mtime long, content_hash string, "
@@ -268,16 +346,23 @@ def finished_slices(spark: SparkSession, lake_root: str, table: str, required: b
     return bronze.join(F.broadcast(done.distinct()), SOURCE_FILE, "left_semi")  # one small row per file
 
 
-def _reconcile(spark: SparkSession, spec: TableSpec, lake_root: str, paths: list[str]) -> dict[str, dict[str, int]]:
+def _reconcile(spark: SparkSession, spec: TableSpec, lake_root: str, paths: list[str],
+               nonempty: list[str] | None = None) -> dict[str, dict[str, int]]:
     """Per file: raw records (counted apart from the parser, :mod:`ecomrec_spark.ingest.count`), bronze and
-    quarantine rows of the slices just written."""
+    quarantine rows of the slices just written.  Only ``nonempty`` files are counted (default: all): a 0-byte
+    file holds no record, and a 0-byte ``.gz`` cannot even be opened."""
     in_paths = F.col(SOURCE_FILE).isin(paths)
     bronze = lake.read(spark, lake_root, "bronze", spec.table).where(in_paths).groupBy(SOURCE_FILE).agg(
         F.count(F.lit(1)).alias("bronze_rows"))
     quar = (lake.read(spark, lake_root, "quarantine", spec.table).withColumnRenamed("source_file", SOURCE_FILE)
             .where(in_paths).groupBy(SOURCE_FILE).agg(F.count(F.lit(1)).alias("quarantine_rows")))
-    raw = raw_counts(spark, spec, paths).withColumnRenamed(COUNTED_FILE, SOURCE_FILE)
-    joined = raw.join(bronze, SOURCE_FILE, "full").join(quar, SOURCE_FILE, "full")
+    nonempty = paths if nonempty is None else nonempty
+    joined = bronze.join(quar, SOURCE_FILE, "full")
+    if nonempty:
+        raw = raw_counts(spark, spec, nonempty).withColumnRenamed(COUNTED_FILE, SOURCE_FILE)
+        joined = raw.join(joined, SOURCE_FILE, "full")
+    else:
+        joined = joined.withColumn("raw_records", F.lit(None).cast("bigint"))
     return {r[SOURCE_FILE]: {k: r[k] for k in _COUNTS} for r in joined.collect()}  # one aggregate row per file
 
 
