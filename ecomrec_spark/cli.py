@@ -15,8 +15,8 @@ import logging
 import sys
 from typing import Any, Mapping, Sequence
 
-from ecomrec_spark.config import ConfigError, is_local_path, load_config, local_path
 from ecomrec_spark import runs
+from ecomrec_spark.config import ConfigError, is_local_path, load_config, local_path
 from ecomrec_spark.identifiers import CUSTOMER_ID_PATTERN
 from ecomrec_spark.lease import LeaseHeld
 from ecomrec_spark.serving.gate import GateRefused
