@@ -887,3 +887,40 @@ def test_bootstrap_script_is_executable_bash():
     assert script.is_file() and script.stat().st_mode & 0o111
     assert script.read_text().startswith("#!/bin/bash\n")
     assert Path(script).name == "install-wheel.sh"
+
+
+def test_delta_dynamodb_logstore_is_configured_and_granted_only_on_its_table():
+    """emr.delta_logstore.dynamodb_table (writers on several clusters, issue 13 point 3): the cluster and the
+    serverless jobs get Delta's S3DynamoDBLogStore for s3:// and s3a:// with EMR's jar, and the job role gets
+    exactly the LogStore's actions on that one table; unset, none of it is sent; a bad name fails first."""
+    ls = {"delta_logstore": {"dynamodb_table": "ecomrec_delta_log"}}
+    conf = {"spark.delta.logStore.s3.impl": "io.delta.storage.S3DynamoDBLogStore",
+            "spark.delta.logStore.s3a.impl": "io.delta.storage.S3DynamoDBLogStore",
+            "spark.io.delta.storage.S3DynamoDBLogStore.ddb.tableName": "ecomrec_delta_log",
+            "spark.io.delta.storage.S3DynamoDBLogStore.ddb.region": REGION}
+    jar = "/usr/share/aws/delta/lib/delta-storage-s3-dynamodb.jar"
+
+    def spark_defaults(settings):
+        req = requests.cluster_request(settings, PATHS, BASE + WHEEL)
+        return next(c for c in req["Configurations"] if c["Classification"] == "spark-defaults")["Properties"]
+
+    on, off = spark_defaults({**SETTINGS, **ls}), spark_defaults(SETTINGS)
+    assert {k: v for k, v in on.items() if k not in off} == {**conf, "spark.jars": jar}
+    assert {k: on[k] for k in off} == off  # nothing else changes
+    s = {**SETTINGS, **ls, "mode": "serverless", "serverless": {"execution_role_arn": ROLE_ARN}}
+    params = requests.serverless_requests(s, ["ingest"], [], application_id="00abc")["start_job_run"][0][
+        "jobDriver"]["sparkSubmit"]["sparkSubmitParameters"]
+    assert f"--conf spark.jars=/usr/share/aws/delta/lib/delta-spark.jar,/usr/share/aws/delta/lib/delta-storage.jar,{jar}" \
+        in params
+    assert all(f"--conf {k}={v}" in params for k, v in conf.items())
+
+    job = iam.render_iam({**SETTINGS, **ls}, ACCOUNT)["job-role-policy.json"]["Statement"]
+    assert job[-1] == {"Sid": "DeltaLogStoreTable", "Effect": "Allow",
+                       "Action": ["dynamodb:CreateTable", "dynamodb:DescribeTable", "dynamodb:GetItem",
+                                  "dynamodb:PutItem", "dynamodb:Query"],
+                       "Resource": f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/ecomrec_delta_log"}
+    assert job[:-1] == iam.render_iam(SETTINGS, ACCOUNT)["job-role-policy.json"]["Statement"]
+    with pytest.raises(ValueError, match="emr.delta_logstore.dynamodb_table"):
+        settings.resolve_settings({**SETTINGS, "delta_logstore": {"dynamodb_table": "bad name!"}})
+    with pytest.raises(ValueError, match="emr.delta_logstore.table"):
+        settings.resolve_settings({**SETTINGS, "delta_logstore": {"table": "x"}})

@@ -153,6 +153,21 @@ def serving_statement(serving: Mapping[str, Any] | None, region: str, account: s
             "Resource": f"arn:aws:dynamodb:{table_region}:{account}:table/{prefix}-*"}
 
 
+#: What Delta's S3DynamoDBLogStore does to its table: create it on first use (and describe it until it is
+#: active), then one conditional PutItem per commit, GetItem and Query to find a table's latest entry.
+DELTA_LOGSTORE_ACTIONS = ("dynamodb:CreateTable", "dynamodb:DescribeTable", "dynamodb:GetItem", "dynamodb:PutItem",
+                          "dynamodb:Query")
+
+
+def logstore_statement(s: Mapping[str, Any], account: str) -> dict[str, Any] | None:
+    """The job role's statement for ``emr.delta_logstore``: :data:`DELTA_LOGSTORE_ACTIONS` on that one table."""
+    ls = s["delta_logstore"]
+    if not ls["dynamodb_table"]:
+        return None
+    return {"Sid": "DeltaLogStoreTable", "Effect": "Allow", "Action": list(DELTA_LOGSTORE_ACTIONS),
+            "Resource": f"arn:aws:dynamodb:{ls['region']}:{account}:table/{ls['dynamodb_table']}"}
+
+
 #: What ``ecomrec serve`` does with DynamoDB (serving/store.py ``DynamoStore``): ``/healthz`` describes the
 #: versions table, every lookup and the live pointer are GetItem; only the versions table is scanned (when
 #: the live pointer moves).  Nothing is written: the API role can read the serving tables and no more.
@@ -239,6 +254,9 @@ def render_iam(settings: Mapping[str, Any], account: str, iam_dir: Path = IAM_DI
             for name in IAM_FILES}
     for name, statements in encryption_statements(s).items():
         docs[name]["Statement"] += statements
+    logstore = logstore_statement(s, account)
+    if logstore is not None:
+        docs["job-role-policy.json"]["Statement"].append(logstore)
     statement = serving_statement(serving, s["region"], account)
     if statement is not None:
         docs["job-role-policy.json"]["Statement"].append(statement)

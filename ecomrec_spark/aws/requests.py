@@ -44,6 +44,34 @@ DELTA_SPARK_CONF = {
     "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
     "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
 }
+# EMR ships Delta's DynamoDB LogStore beside delta-spark.jar (EMR on EKS / Serverless docs list the same path)
+DYNAMODB_LOGSTORE_JAR = "/usr/share/aws/delta/lib/delta-storage-s3-dynamodb.jar"
+
+
+def logstore_conf(s: Mapping[str, Any]) -> dict[str, str]:
+    """Spark settings for Delta's DynamoDB LogStore when ``emr.delta_logstore.dynamodb_table`` is set, else none.
+
+    Both schemes are set: EMR's own ``s3://`` and ``s3a://``.  The jar joins ``spark.jars`` (serverless adds
+    it to its Delta jars; a cluster lists it alone, as EMR sets no ``spark.jars`` of its own).
+
+    Examples
+    --------
+    >>> logstore_conf({"delta_logstore": {"dynamodb_table": None, "region": None}})
+    {}
+    >>> sorted(logstore_conf({"delta_logstore": {"dynamodb_table": "ecomrec_delta_log", "region": "eu-west-1"}}))[:2]
+    ['spark.delta.logStore.s3.impl', 'spark.delta.logStore.s3a.impl']
+    """
+    ls = s["delta_logstore"]
+    if not ls["dynamodb_table"]:
+        return {}
+    return {
+        "spark.delta.logStore.s3.impl": "io.delta.storage.S3DynamoDBLogStore",
+        "spark.delta.logStore.s3a.impl": "io.delta.storage.S3DynamoDBLogStore",
+        "spark.io.delta.storage.S3DynamoDBLogStore.ddb.tableName": ls["dynamodb_table"],
+        "spark.io.delta.storage.S3DynamoDBLogStore.ddb.region": ls["region"],
+    }
+
+
 GLUE_FACTORY = "com.amazonaws.glue.catalog.metastore.AWSGlueDataCatalogHiveClientFactory"
 ENV_PYTHON = "./environment/bin/python"  # PYSPARK_PYTHON inside the unpacked spark.archives venv
 MANAGED_POLICY_TAG = "for-use-with-amazon-emr-managed-policies"  # AmazonEMRServicePolicy_v2 needs it
@@ -229,6 +257,8 @@ def cluster_request(emr_cfg: Mapping[str, Any], paths: Mapping[str, Any], wheel_
             "Name": "install the ecomrec-spark wheelhouse (pinned, hash-checked, no package index)",
             "ScriptBootstrapAction": {"Path": script, "Args": [s["python"], wheelhouse]},
         })
+    if logstore_conf(s):
+        spark_defaults.update({**logstore_conf(s), "spark.jars": DYNAMODB_LOGSTORE_JAR})
     spark_defaults.update(s["spark_defaults"])
     configurations += [
         {"Classification": "delta-defaults", "Properties": {"delta.enabled": "true"}},
@@ -385,8 +415,9 @@ def serverless_requests(emr_cfg: Mapping[str, Any], jobs: Iterable[str], overrid
         "spark.emr-serverless.driverEnv.PYSPARK_DRIVER_PYTHON": ENV_PYTHON,
         "spark.emr-serverless.driverEnv.PYSPARK_PYTHON": ENV_PYTHON,
         "spark.emr-serverless.executorEnv.PYSPARK_PYTHON": ENV_PYTHON,
-        "spark.jars": ",".join(sv["delta_jars"]),
+        "spark.jars": ",".join(sv["delta_jars"] + ([DYNAMODB_LOGSTORE_JAR] if logstore_conf(s) else [])),
         **DELTA_SPARK_CONF,
+        **logstore_conf(s),
         **s["spark_defaults"],
     }
     if any(re.search(r"\s", f"{k}={v}") for k, v in conf.items()):

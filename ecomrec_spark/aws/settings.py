@@ -194,6 +194,9 @@ DEFAULTS: dict[str, Any] = {
     "spark_defaults": {},
     "tags": {"project": "ecomrec"},
     "wait_timeout_minutes": 240,
+    # Delta's DynamoDB LogStore, for writers on more than one cluster at once (emr/README.md "Delta LogStore"):
+    # null keeps the default S3 LogStore, safe with one writer at a time (the steps run one by one)
+    "delta_logstore": {"dynamodb_table": None, "region": None},
     "serverless": {
         "application_id": None,
         "execution_role_arn": None,
@@ -205,7 +208,7 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
-_SECTIONS = ("serverless", "encryption")  # nested sections whose keys are checked like the top level
+_SECTIONS = ("serverless", "encryption", "delta_logstore")  # nested sections whose keys are checked like the top level
 
 
 def resolve_settings(section: Mapping[str, Any] | None, *, need_bucket: bool = True) -> dict[str, Any]:
@@ -326,7 +329,23 @@ def resolve_settings(section: Mapping[str, Any] | None, *, need_bucket: bool = T
         s["log_uri"] = f"s3://{s['bucket']}/{s['prefix']}logs/emr/"
     _check_serverless(s)
     _check_security(s)
+    _check_logstore(s)
     return s
+
+
+# DynamoDB table names: 3-255 of letters, digits, '_', '-', '.'
+_DYNAMODB_TABLE = re.compile(r"[A-Za-z0-9_.-]{3,255}")
+
+
+def _check_logstore(s: dict[str, Any]) -> None:
+    ls = s["delta_logstore"]
+    table = ls["dynamodb_table"]
+    if table is None:
+        return
+    if not isinstance(table, str) or not _DYNAMODB_TABLE.fullmatch(table):
+        raise bad_setting("emr.delta_logstore.dynamodb_table", table, "is not a DynamoDB table name",
+                          "--set emr.delta_logstore.dynamodb_table=ecomrec_delta_log (or null for one writer)")
+    ls["region"] = check_region("emr.delta_logstore.region", ls["region"] or s["region"])
 
 
 _KMS_KEY_ARN = re.compile(r"^arn:aws(?:-[a-z]+)*:kms:([a-z0-9-]+):\d{12}:key/[A-Za-z0-9-]{1,128}$")

@@ -30,6 +30,7 @@ from typing import Any, Mapping
 from urllib.parse import urlparse
 
 from py4j.protocol import Py4JError, Py4JJavaError
+from pyspark import StorageLevel
 from pyspark.errors import PySparkException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -225,13 +226,17 @@ def _write_slices(spark: SparkSession, spec: TableSpec, lake_root: str, run_id: 
                                                      f"{RAW_LINE} string"]))
     else:
         raw = _read_raw(spark, spec, checks)
-    classified = classify(raw, spec).withColumn(INGEST_RUN, F.lit(run_id))
-    bronze = classified.where(F.col(REASON).isNull()).drop(REASON, RAW_TEXT)
-    quarantine = classified.where(F.col(REASON).isNotNull()).select(
-        F.col(RAW_TEXT).alias("raw_text"), F.col(SOURCE_FILE).alias("source_file"), F.col(REASON).alias("reason"),
-        F.col(INGEST_RUN).alias("ingest_run"), F.lit(spec.table).alias("table"))
-    lake.replace_where(bronze, lake_root, "bronze", spec.table, SOURCE_FILE, paths)
-    lake.replace_where(quarantine, lake_root, "quarantine", spec.table, "source_file", paths)
+    # both writes below read the same parse: keep it rather than parse every file twice (spills to disk if large)
+    classified = classify(raw, spec).withColumn(INGEST_RUN, F.lit(run_id)).persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        bronze = classified.where(F.col(REASON).isNull()).drop(REASON, RAW_TEXT)
+        quarantine = classified.where(F.col(REASON).isNotNull()).select(
+            F.col(RAW_TEXT).alias("raw_text"), F.col(SOURCE_FILE).alias("source_file"),
+            F.col(REASON).alias("reason"), F.col(INGEST_RUN).alias("ingest_run"), F.lit(spec.table).alias("table"))
+        lake.replace_where(bronze, lake_root, "bronze", spec.table, SOURCE_FILE, paths)
+        lake.replace_where(quarantine, lake_root, "quarantine", spec.table, "source_file", paths)
+    finally:
+        classified.unpersist()
 
 
 def _header(spark: SparkSession, file: RawFile) -> list[str]:
