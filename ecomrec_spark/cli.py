@@ -10,48 +10,30 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import logging
 import sys
 from typing import Any, Mapping, Sequence
 
-from ecomrec_spark import runs
+from ecomrec_spark import registry, runs
 from ecomrec_spark.config import ConfigError, is_local_path, load_config, local_path
 from ecomrec_spark.identifiers import CUSTOMER_ID_PATTERN
 from ecomrec_spark.lease import LeaseHeld
 from ecomrec_spark.serving.gate import GateRefused
+from ecomrec_spark.summary import summarize
 
 log = logging.getLogger("ecomrec_spark")
 
+# the pipeline's stages come from the registry (in run-all order); these commands are tools around them
 COMMANDS = {
     "generate": "write a synthetic Olist + REES46 data set (real formats, planted structure and messy rows)",
-    "ingest": "raw CSVs under paths.raw -> bronze Delta tables, bad records -> quarantine, reconciliation per file",
-    "transform": "bronze -> silver (clean, deduplicated, imputed, outliers removed) -> gold feature tables",
-    "train-review": "train, tune and compare the review-score models on the gold tables; save the tuned model",
-    "score-reviews": "score every order line with the latest review model -> gold review_predictions, product_review_scores",
+    **{stage.name: stage.help for stage in registry.PIPELINE},
     "predict-review": "print one product's predicted review score (from gold product_review_scores)",
-    "build-recommendations": "fit knn, hybrid, ALS, content and popularity recommenders -> gold recommendations, "
-                             "similar_items, association_rules, popular_items",
-    "evaluate-recommendations": "time-split offline evaluation of every recommender and baseline -> "
-                                "gold recommendation_metrics and reports/recommendations.md",
-    "insights": "analytics tables for Athena (behaviour, sales trends, seasonality, review impact, prediction "
-                "confusion, recommendation insights) -> gold insights_<name>; review-text sentiment (MLlib) -> "
-                "gold review_sentiment, product_sentiment",
-    "report": "one self-contained HTML page with the dashboards, model comparisons, recommendation metrics and "
-              "data-quality figures -> <paths.reports>/index.html",
-    "ab-report": "A/B variants compared on the events the API took back (impressions, click-through and conversion "
-                 "with 95%% intervals) -> gold insights_ab_test and a report section",
-    "register-tables": "register every silver and gold Delta table as ecomrec.<table> in the metastore "
-                       "(the session catalog locally, Glue on EMR)",
     "athena-ddl": "write the Athena CREATE EXTERNAL TABLE ... TBLPROPERTIES ('table_type'='DELTA') statements",
     "upload-raw": "upload a local raw folder to S3 with boto3: ecomrec upload-raw --from DIR --to s3://bucket/raw",
     "recommend": "print one customer's top k (unknown customers get the popularity fallback)",
     "emr": "launch and manage the pipeline on EMR: ecomrec emr up|submit|status|logs|down (see emr/README.md)",
-    "publish": "copy the latest gold lists, product pages and popular lists into the serving store as a new version; "
-               "live only if the quality gate passes (exit 3 otherwise); --list, --rollback, --force",
     "serve": "the online API and page (FastAPI + uvicorn, no Spark) over the serving store's live version",
-    "run-all": "every pipeline stage in order (ingest, transform, train-review, score-reviews, build- and "
-               "evaluate-recommendations, insights, ab-report, register-tables, report, publish) on the configured input",
+    "run-all": f"every pipeline stage in order ({', '.join(registry.NAMES)}) on the configured input",
 }
 
 
@@ -226,168 +208,7 @@ def _run_spark(args: argparse.Namespace, cfg: Mapping[str, Any], spark) -> dict[
         from ecomrec_spark.serving.publish import publish
 
         return {"publish": publish(spark, cfg, force=args.force)}
-    stage = dict(stages.PIPELINE)[args.command]
-    return {args.command: stage(spark, cfg)}
-
-
-def table_lines(tables: Mapping[str, int], cfg_lake: str) -> list[str]:
-    """``<lake>/<layer>/<table>  rows`` for each written table."""
-    return [f"  {cfg_lake}/{table:<34} {n:>9} rows" for table, n in sorted(tables.items())]
-
-
-def summarize(result: Mapping[str, Any], cfg_lake: str) -> str:
-    lines = []
-    if "generate" in result:
-        g = result["generate"]
-        lines.append(f"generated: {g.get('orders')} orders, {g.get('order_lines')} order lines, {g.get('events')} events "
-                     f"in {len(g.get('files', {}))} CSV files -> {g.get('out_dir', '')} (ground truth in _truth/)")
-    if "ingest" in result:
-        i = result["ingest"]
-        lines.append(f"ingest: {i['files_ingested']} new file(s): raw {i['raw_records']} = bronze {i['bronze_rows']} "
-                     f"+ quarantine {i['quarantine_rows']}")
-        for f in i["per_file"]:
-            lines.append(f"  {f['table']:<28} raw {f['raw_records']:>9} bronze {f['bronze_rows']:>9} quarantine {f['quarantine_rows']:>6}")
-    if "transform" in result:
-        lines.append("tables:")
-        lines += table_lines(result["transform"]["tables"], cfg_lake)
-    for stage in ("train-review", "score-reviews"):
-        if "skipped" in result.get(stage, {}):
-            lines.append(f"{stage}: skipped, {result[stage]['skipped']}")
-    if "train-review" in result and "skipped" not in result["train-review"]:
-        lines += review_summary(result["train-review"])
-    if "score-reviews" in result and "skipped" not in result["score-reviews"]:
-        s = result["score-reviews"]
-        lines.append(f"score-reviews: model {s['model_version']}")
-        lines += table_lines(s["tables"], cfg_lake)
-    if "build-recommendations" in result:
-        b = result["build-recommendations"]
-        lines.append(f"build-recommendations: version {b['model_version']}; "
-                     f"knn {b['info'].get('knn', {})}; hybrid weights {b['info'].get('hybrid_weights')}")
-        lines += build_lines(b["info"])
-        lines += table_lines(b["tables"], cfg_lake)
-        for entry in b.get("samples", []):
-            lines += recommendation_lines(entry)
-    if "evaluate-recommendations" in result:
-        from ecomrec_spark.recommend.evaluate import markdown_table
-
-        e = result["evaluate-recommendations"]
-        lines.append(f"evaluate-recommendations: train before {e['info']['cutoff']}, "
-                     f"{e['info']['n_test_customers']} test customers ({e['info']['n_cold_customers']} without history); "
-                     f"table {e['table']}, report {e['report']}")
-        lines += ["  " + row for row in markdown_table(e["results"])]
-    if "recommend" in result:
-        lines += recommendation_lines(result["recommend"])
-    if "register-tables" in result:
-        r = result["register-tables"]
-        lines.append(f"register-tables: {len(r['tables'])} tables in database {r['database']} "
-                     f"(e.g. spark.sql('select * from {r['database']}.recommendations'))")
-    if "insights" in result:
-        lines.append("insights:")
-        lines += table_lines(result["insights"]["tables"], cfg_lake)
-        lines.append(f"  review sentiment: {json.dumps(result['insights']['sentiment'], default=str)[:400]}")
-    if "ab-report" in result:
-        lines += ab_lines(result["ab-report"])
-    if "report" in result:
-        r = result["report"]
-        lines.append(f"report: {r['path']} ({len(r['sections'])} sections, {r['charts']} charts"
-                     + (f", {r['notes']} notes on missing tables" if r["notes"] else "") + ")")
-    if runs.TIMINGS in result:
-        t = result[runs.TIMINGS]
-        lines.append(f"stage times (total {sum(t.values()):.0f} s): " + ", ".join(f"{n} {s:.0f} s" for n, s in t.items()))
-    if "publish" in result:  # last: what to do next is start the API on it
-        lines += publish_lines(result["publish"])
-    if "athena-ddl" in result:
-        lines.append(f"athena-ddl: {result['athena-ddl']['path']}")
-    if "predict-review" in result:
-        e = result["predict-review"]
-        lines.append(f"product {e['product_id']}: predicted mean score {e['predicted_mean_score']:.2f}, "
-                     f"P(satisfied) {e['p_satisfied']:.3f} over {e['n_orders']} order(s) (model {e['model_version']})")
-    return "\n".join(lines)
-
-
-def publish_lines(p: Mapping[str, Any]) -> list[str]:
-    """``publish``, ``publish --list`` and ``publish --rollback`` results."""
-    if "versions" in p:
-        lines = [f"serving store {p['store']}: {len(p['versions'])} version(s)"]
-        for v in p["versions"]:
-            m = v.get("metrics") or {}
-            lines.append(f"  {'*' if v.get('live') else ' '} {v['version']}  {v['status']:<8}  default {v.get('default_model')}"
-                         f"  NDCG@10 {m.get('ndcg_at_10')}  review macro-F1 {m.get('review_macro_f1')}"
-                         + ("  (refused by the gate)" if str(v.get("gate", "")).startswith("refused") else ""))
-        return lines
-    if "rolled_back_from" in p:
-        return [f"serving store {p['store']}: live version {p['live']} (was {p['rolled_back_from']})"]
-    if "skipped" in p:
-        return [f"publish: skipped, {p['skipped']}"]
-    state = "live" if p["live"] == p["version"] else f"NOT live (live stays {p['live']})"
-    lines = [f"publish: version {p['version']} -> {p['store']}, {state}; documents: "  # customer: one per customer and model
-             + ", ".join(f"{k} {n}" for k, n in p.get("rows", {}).items())]
-    if p.get("gate"):
-        lines.append(f"  gate: {p['gate']}")
-    if p.get("dropped"):
-        lines.append(f"  dropped old versions: {', '.join(p['dropped'])}")
-    if p.get("example_customer"):
-        lines += ["serve it: make serve   (or .venv/bin/ecomrec serve [--conf FILE] [--host H] [--port P])",
-                  f"  curl http://127.0.0.1:8000/v1/customers/{p['example_customer']}/recommendations",
-                  "  page http://127.0.0.1:8000/   API docs http://127.0.0.1:8000/docs"]
-    return lines
-
-
-def ab_lines(a: Mapping[str, Any]) -> list[str]:
-    if "skipped" in a:
-        return [f"ab-report: skipped, {a['skipped']}"]
-    lines = [f"ab-report: {a['events']} API events -> {a['table']}"]
-    for v in a.get("variants", []):
-        lines.append(f"  {v['variant']:<12} impressions {v['impressions']:>7}  CTR {v['ctr']:.3f} "
-                     f"[{v['ctr_lo']:.3f}, {v['ctr_hi']:.3f}]  conversion {v['conversion']:.3f} "
-                     f"[{v['conversion_lo']:.3f}, {v['conversion_hi']:.3f}]")
-    return lines
-
-
-def build_lines(info: Mapping[str, Any]) -> list[str]:
-    """The served default, the validation NDCG@k of every list and the ranker's strongest features."""
-    d = info.get("default", {})
-    out = [f"  served default: {d.get('model')} (by {d.get('by')}, setting {d.get('setting')}); "
-           f"validation window from {info.get('validation_from', '')[:10]}, NDCG@k:"]
-    for setting in ("all", "new"):
-        row = [f"{r['model']} {r['ndcg_at_k']:.4f}" for r in info.get("validation", [])
-               if r["setting"] == setting and r["ndcg_at_k"] is not None]
-        out.append(f"    {setting:<4} " + ", ".join(row))
-    for setting, imp in (info.get("ranker") or {}).get("importance", {}).items():
-        top = ", ".join(f"{k} {v:.1f}" for k, v in list(imp.items())[:8])
-        out.append(f"  ranker ({setting}) params {info['ranker']['params'].get(setting)}; top gain: {top}")
-    return out
-
-
-def recommendation_lines(entry: Mapping[str, Any]) -> list[str]:
-    """One customer's list, a line per product with its category, price and reason."""
-    head = f"customer {entry['customer_id']}, model {entry['model']}"
-    if entry["fallback"]:
-        head += ": no list for this customer and model, popularity fallback"
-    out = [head]
-    for it in entry["items"]:
-        price = "-" if it["price"] is None else f"{it['price']:.2f}"
-        out.append(f"  {it['rank']:>3}. {it['product_id']:<34} {str(it['category'] or '-'):<24} {price:>9}  "
-                   f"{it['score']:.3f}  {it['reason']}")
-    return out
-
-
-def review_summary(t: Mapping[str, Any]) -> list[str]:
-    """The comparison table of ``train-review`` for the terminal."""
-    def f(x: Any, d: int = 4) -> str:
-        return "-" if x is None else f"{x:.{d}f}"
-
-    lines = [f"review model {t['version']} -> {t['model_path']} (rows {t['rows']}; report {t['report']})"]
-    for target, rows in t["results"].items():
-        lines.append(f"  target {target}:")
-        lines.append(f"    {'model':<22} {'weights':<11} {'accuracy':>8} {'macro-F1':>8} {'wF1':>7} {'ROC-AUC':>7} "
-                     f"{'PR-AUC':>7} {'train s':>7}")
-        for r in rows:
-            extra = f"  (expected {f(r['expected_accuracy'])})" if r.get("expected_accuracy") is not None else ""
-            lines.append(f"    {r['model']:<22} {r['class_weights']:<11} {f(r['accuracy']):>8} {f(r['macro_f1']):>8} "
-                         f"{f(r['weighted_f1'], 3):>7} {f(r['roc_auc'], 3):>7} {f(r['pr_auc'], 3):>7} "
-                         f"{f(r['train_seconds'], 1):>7}{extra}")
-    return lines
+    return {args.command: registry.BY_NAME[args.command].load()(spark, cfg)}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,22 +1,22 @@
-"""The pipeline stages behind both the ``ecomrec`` CLI and ``jobs/*.py``.
+"""The code of each pipeline stage: ``function(spark, cfg) -> dict`` (a small summary of what it wrote).
 
-Each stage takes a SparkSession and the validated config and returns a small
-summary dict.  ``PIPELINE`` is the order ``run-all`` follows; later stages
-(review model, recommendations) are appended here.
+:mod:`ecomrec_spark.registry` declares the stages, in order, and names these
+functions; the CLI, ``run-all``, the EMR steps and ``jobs/*.py`` all reach them
+through it.  Each function reads and writes through :mod:`ecomrec_spark.lake`
+inside its package; this module only adapts their results.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
 from pyspark.sql import SparkSession
 
+from ecomrec_spark import registry, runs
+
 log = logging.getLogger(__name__)
-
-Stage = Callable[[SparkSession, Mapping[str, Any]], dict[str, Any]]
-
 
 def ingest_stage(spark: SparkSession, cfg: Mapping[str, Any]) -> dict[str, Any]:
     from ecomrec_spark.ingest.run import ingest
@@ -52,27 +52,25 @@ def _missing_review_inputs(spark: SparkSession, cfg: Mapping[str, Any]) -> str |
     return f"no {missing} table (the configured sources have no orders with reviews)"
 
 
-def _if_reviews(name: str, run: Stage) -> Stage:
-    """Wrap a review stage so a lake without orders or reviews skips it with the reason."""
-    def stage(spark: SparkSession, cfg: Mapping[str, Any]) -> dict[str, Any]:
-        why = _missing_review_inputs(spark, cfg)
-        if why:
-            log.warning("%s skipped: %s", name, why)
-            return {"skipped": why}
-        return run(spark, cfg)
-    return stage
+def _skipped(name: str, spark: SparkSession, cfg: Mapping[str, Any]) -> dict[str, Any] | None:
+    """``{"skipped": why}`` when a lake without orders or reviews cannot feed a review stage, else None."""
+    why = _missing_review_inputs(spark, cfg)
+    if why:
+        log.warning("%s skipped: %s", name, why)
+        return {"skipped": why}
+    return None
 
 
 def train_review_stage(spark: SparkSession, cfg: Mapping[str, Any]) -> dict[str, Any]:
     from ecomrec_spark.review.train import train_review
 
-    return train_review(spark, cfg)
+    return _skipped("train-review", spark, cfg) or train_review(spark, cfg)
 
 
 def score_reviews_stage(spark: SparkSession, cfg: Mapping[str, Any]) -> dict[str, Any]:
     from ecomrec_spark.review.score import score_reviews
 
-    return score_reviews(spark, cfg)
+    return _skipped("score-reviews", spark, cfg) or score_reviews(spark, cfg)
 
 
 def build_recommendations_stage(spark: SparkSession, cfg: Mapping[str, Any]) -> dict[str, Any]:
@@ -125,33 +123,16 @@ def register_tables_stage(spark: SparkSession, cfg: Mapping[str, Any]) -> dict[s
             "tables": register_local(spark, cfg["paths"]["lake"], cfg["catalog"]["database"])}
 
 
-PIPELINE: list[tuple[str, Stage]] = [
-    ("ingest", ingest_stage),
-    ("transform", transform_stage),
-    ("train-review", _if_reviews("train-review", train_review_stage)),
-    ("score-reviews", _if_reviews("score-reviews", score_reviews_stage)),
-    ("build-recommendations", build_recommendations_stage),
-    ("evaluate-recommendations", evaluate_recommendations_stage),
-    ("insights", insights_stage),
-    ("ab-report", ab_report_stage),
-    ("register-tables", register_tables_stage),
-    ("report", report_stage),
-    ("publish", publish_stage),
-]
-
-
 def run_all(spark: SparkSession, cfg: Mapping[str, Any], run_id: str | None = None) -> dict[str, Any]:
     """Every stage in order under one run id; each stage's manifest row is committed as that stage ends."""
-    from ecomrec_spark import runs
-
     run_id = run_id or runs.new_run_id()
     out: dict[str, Any] = {}
     seconds: dict[str, float] = {}  # wall time per stage, printed in the summary so slow stages are visible
-    for name, stage in PIPELINE:
-        log.info("stage %s (run %s)", name, run_id)
+    for stage in registry.PIPELINE:
+        log.info("stage %s (run %s)", stage.name, run_id)
         start = time.perf_counter()
-        with runs.stage(spark, cfg["paths"]["lake"], name, run_id):
-            out[name] = stage(spark, cfg)
-        seconds[name] = round(time.perf_counter() - start, 1)
+        with runs.stage(spark, cfg["paths"]["lake"], stage.name, run_id):
+            out[stage.name] = stage.load()(spark, cfg)
+        seconds[stage.name] = round(time.perf_counter() - start, 1)
     out[runs.TIMINGS] = seconds
     return out

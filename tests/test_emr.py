@@ -394,9 +394,9 @@ def test_bootstrap_installs_only_the_locked_wheels_from_s3():
 
 
 def test_step_requests_follow_the_pipeline_in_order():
-    from ecomrec_spark.stages import PIPELINE  # the order run-all follows
+    from ecomrec_spark.registry import NAMES  # the order run-all follows
 
-    assert list(layout.PIPELINE) == [name for name, _ in PIPELINE] == EXPECTED_JOBS
+    assert list(layout.PIPELINE) == list(NAMES) == EXPECTED_JOBS
     for script in EXPECTED_SCRIPTS:
         assert (config.REPO_ROOT / "jobs" / script).is_file()
     sets = ["paths.lake=s3://ecomrec-test/lake", "recommend.k=20"]

@@ -9,7 +9,7 @@ from pathlib import Path
 from pyspark.testing import assertDataFrameEqual
 
 from ecomrec_spark import lake as lk
-from ecomrec_spark.cli import ab_lines
+from ecomrec_spark.summary import ab_lines
 from ecomrec_spark.config import load_config
 from ecomrec_spark.stages import ab_report_stage, ingest_stage, transform_stage
 

@@ -21,7 +21,8 @@ import boto3
 import pytest
 
 from ecomrec_spark import lake as lk
-from ecomrec_spark.cli import main, publish_lines
+from ecomrec_spark.cli import main
+from ecomrec_spark.summary import publish_lines
 from ecomrec_spark.config import load_config
 from ecomrec_spark.recommend.evaluate import METRIC_KEYS, metrics_frame
 from ecomrec_spark.serving import gate

@@ -119,7 +119,7 @@ def test_transform_reads_only_bronze_slices_whose_reconciliation_balanced(spark,
 
 
 def test_the_run_all_summary_prints_each_stage_time_and_the_total():
-    from ecomrec_spark.cli import summarize
+    from ecomrec_spark.summary import summarize
 
     out = summarize({runs.TIMINGS: {"ingest": 12.34, "transform": 40.0, "publish": 0.4}}, "/lake")
     assert out.splitlines() == ["stage times (total 53 s): ingest 12 s, transform 40 s, publish 0 s"]

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ecomrec_spark import registry
 from ecomrec_spark.aws.settings import DEFAULT_CONF, bad_setting, check_s3_uri
 from ecomrec_spark.config import REPO_ROOT
 
@@ -25,20 +26,8 @@ BOOTSTRAP_SCRIPT = REPO_ROOT / "emr" / "bootstrap" / "install-wheel.sh"
 WHEELHOUSE = "wheelhouse/"  # under the artifacts' version prefix
 LOCK_NAME = "requirements.lock"  # in the wheelhouse: name==version --hash=sha256:... for every wheel in it
 
-#: The pipeline, in order: (command, script under jobs/).  Same order as ``stages.PIPELINE``.
-PIPELINE_JOBS: tuple[tuple[str, str], ...] = (
-    ("ingest", "ingest.py"),
-    ("transform", "transform.py"),
-    ("train-review", "train_review_model.py"),
-    ("score-reviews", "score_reviews.py"),
-    ("build-recommendations", "build_recommendations.py"),
-    ("evaluate-recommendations", "evaluate_recommendations.py"),
-    ("insights", "insights.py"),
-    ("ab-report", "ab_report.py"),
-    ("register-tables", "register_tables.py"),
-    ("report", "report.py"),
-    ("publish", "publish.py"),
-)
+#: The pipeline, in order: (command, script under jobs/), from the stage registry.
+PIPELINE_JOBS: tuple[tuple[str, str], ...] = tuple((stage.name, stage.script) for stage in registry.PIPELINE)
 JOB_SCRIPTS: dict[str, str] = dict(PIPELINE_JOBS)
 PIPELINE: tuple[str, ...] = tuple(name for name, _ in PIPELINE_JOBS)
 
