@@ -479,6 +479,39 @@ def spark_insights(spark, src: str | os.PathLike[str], lake_root: str | os.PathL
     return seconds
 
 
+def reference_sales_trends(order_features):
+    """The previous ``sales_trends`` (before issue 14), kept here only as the reference of ``--compare`` and the tests.
+
+    Each sold line is expanded once per grain and aggregated with grouping sets
+    and ``countDistinct(order_id)``: exact by construction, but the distinct
+    aggregate makes Spark expand every line 3 (grains) x 3 (grouping sets) x 2
+    (distinct rewrite) times and shuffle the expanded rows by order id, which
+    is why it was replaced by the additive version in the library.
+    """
+    from pyspark.sql import functions as F
+
+    from ecomrec_spark import columns as C
+    from ecomrec_spark.insights import analytics as A
+
+    day = F.col(C.ORDER_DATE)
+    periods = F.array(
+        F.struct(F.lit("day").alias("grain"), day.alias("period")),
+        F.struct(F.lit("week").alias("grain"), F.date_trunc("week", day).cast("date").alias("period")),
+        F.struct(F.lit("month").alias("grain"), F.trunc(day, "month").alias("period")))
+    expanded = A.sold_lines(order_features).select(C.ORDER_ID, C.CATEGORY, C.REGION, "units", "amount",
+                                                   F.inline(periods))
+    keys = ["grain", "period"]
+    agg = (expanded.groupingSets([keys, [*keys, C.CATEGORY], [*keys, C.REGION]], *keys, C.CATEGORY, C.REGION)
+           .agg(F.countDistinct(C.ORDER_ID).alias("n_orders"), F.sum("units").alias("units"),
+                F.sum("amount").alias("revenue"), F.grouping(C.CATEGORY).alias("_gc"),
+                F.grouping(C.REGION).alias("_gr")))
+    dimension = (F.when(F.col("_gc") == 0, F.lit("category")).when(F.col("_gr") == 0, F.lit("region"))
+                 .otherwise(F.lit("total")))
+    value = F.when(F.col("_gc") == 0, F.col(C.CATEGORY)).when(F.col("_gr") == 0, F.col(C.REGION))
+    return agg.select("grain", "period", dimension.alias("dimension"), value.alias("value"),
+                      "n_orders", "units", "revenue")
+
+
 def spark_outputs(spark, lake_root: Path) -> dict[str, Any]:
     """The written Delta results, read back into pandas (small tables)."""
     from ecomrec_spark import lake
