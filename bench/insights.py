@@ -48,10 +48,17 @@ Run order
 * the results are written between ``<!-- insights:start -->`` and
   ``<!-- insights:end -->`` in ``BENCHMARKS.md`` (:func:`bench.sections.write_section`).
 
+``--compare`` instead times ``sales_trends`` alone: the previous version
+(:func:`reference_sales_trends`, grouping sets with ``countDistinct``) against
+the library's additive one, each in a fresh process on the same input at each
+size; the additive run then reads both written tables back and compares them
+(any difference aborts), and the ratios go to the ``insights-trends`` section.
+
 Usage::
 
     .venv/bin/python bench/insights.py [--sizes 1000000,5000000,20000000]
                                        [--check-rows 200000] [--out BENCHMARKS.md]
+    .venv/bin/python bench/insights.py --compare [--sizes 1000000,5000000] [--out BENCHMARKS.md]
 """
 
 from __future__ import annotations
