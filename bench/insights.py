@@ -929,12 +929,12 @@ def render_compare(meta: Mapping[str, Any], runs: Sequence[tuple[Mapping[str, An
              "`countDistinct(order_id)`); additive = `insights.analytics.sales_trends` (one shuffle of the lines by "
              "order, per-cell first-in-period order flags, one (day, category, region) aggregate, weeks and months "
              "summed from days).",
-             "- Check: after both runs of a size, both written tables are read back and compared: the same keys, "
-             "`n_orders` and `units` equal, `revenue` within 1e-9 relative, nulls in the same places.",
-             "- Load: the machine is shared; the 1-minute load average when each timed run started is listed "
-             "(2 cores: above 2 means other work was competing for the CPU).", "",
-             "| rows | reference s | additive s | reference / additive | reference peak RSS | additive peak RSS | "
-             "load at start (ref, add) | output rows | agreement |",
+             ("- Check: after both runs of a size, both written tables are read back and compared: the same keys, "
+              "`n_orders` and `units` equal, `revenue` within 1e-9 relative, nulls in the same places."),
+             ("- Load: the machine is shared; the 1-minute load average when each timed run started is listed "
+              "(2 cores: above 2 means other work was competing for the CPU)."), "",
+             ("| rows | reference s | additive s | reference / additive | reference peak RSS | additive peak RSS | "
+              "load at start (ref, add) | output rows | agreement |"),
              "|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for ref, add in runs:
         ck = add["check"]
@@ -956,7 +956,7 @@ def compare_main(args: argparse.Namespace, sizes: Sequence[int]) -> int:
     """``--compare``: both ``sales_trends`` versions at each size, checked equal, written as a section."""
     t_start = time.perf_counter()
     exe = os.path.relpath(sys.executable, Path.cwd()) if sys.executable.startswith(str(REPO_ROOT)) else sys.executable
-    meta = {"date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+    meta = {"date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
             "command": shlex.join([exe, *sys.argv])}
     gen = _spawn("generate", ",".join(str(n) for n in sizes), args)["inputs"]
     runs = []

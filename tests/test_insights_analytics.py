@@ -161,10 +161,10 @@ def test_sales_trends_counts_an_order_once_per_period_and_value(spark):
     mar31, apr1, apr2, week13, mar, apr = (D(2018, 3, 31), D(2018, 4, 1), D(2018, 4, 2), D(2018, 3, 26),
                                            D(2018, 3, 1), D(2018, 4, 1))
     # (n_orders, units, revenue)
-    only_o1_mar31 = dict(total=(1, 1, 10.0), category_toys=(1, 1, 10.0), region_SP=(1, 1, 10.0))
-    apr2_rows = dict(total=(2, 5, 21.0), category_toys=(1, 1, 20.0), category_books=(1, 4, 1.0),
-                     region_RJ=(1, 1, 20.0), region_unknown=(1, 3, None), region_SP=(0, 1, 1.0))
-    no_date = dict(total=(1, 1, 2.0), category_toys=(1, 1, 2.0), region_SP=(1, 1, 2.0))
+    only_o1_mar31 = {"total": (1, 1, 10.0), "category_toys": (1, 1, 10.0), "region_SP": (1, 1, 10.0)}
+    apr2_rows = {"total": (2, 5, 21.0), "category_toys": (1, 1, 20.0), "category_books": (1, 4, 1.0),
+                 "region_RJ": (1, 1, 20.0), "region_unknown": (1, 3, None), "region_SP": (0, 1, 1.0)}
+    no_date = {"total": (1, 1, 2.0), "category_toys": (1, 1, 2.0), "region_SP": (1, 1, 2.0)}
     expected = (
         _trend_rows("day", mar31, **only_o1_mar31)
         + _trend_rows("day", apr1, total=(2, 4, 40.0), category_books=(1, 2, 10.0), category_toys=(2, 2, 30.0),

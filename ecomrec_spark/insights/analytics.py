@@ -54,8 +54,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from pyspark.sql import Column, DataFrame, SparkSession, Window
-from pyspark.sql.window import WindowSpec
 from pyspark.sql import functions as F
+from pyspark.sql.window import WindowSpec
 
 from ecomrec_spark import columns as C
 from ecomrec_spark import lake as lk
