@@ -48,10 +48,17 @@ Run order
 * the results are written between ``<!-- insights:start -->`` and
   ``<!-- insights:end -->`` in ``BENCHMARKS.md`` (:func:`bench.sections.write_section`).
 
+``--compare`` instead times ``sales_trends`` alone: the previous version
+(:func:`reference_sales_trends`, grouping sets with ``countDistinct``) against
+the library's additive one, each in a fresh process on the same input at each
+size; the additive run then reads both written tables back and compares them
+(any difference aborts), and the ratios go to the ``insights-trends`` section.
+
 Usage::
 
     .venv/bin/python bench/insights.py [--sizes 1000000,5000000,20000000]
                                        [--check-rows 200000] [--out BENCHMARKS.md]
+    .venv/bin/python bench/insights.py --compare [--sizes 1000000,5000000] [--out BENCHMARKS.md]
 """
 
 from __future__ import annotations
@@ -97,6 +104,9 @@ DICT_COLUMNS = [CATEGORY, REGION, ORDER_STATUS]  # read as dictionaries -> panda
 NOT_SOLD = ("canceled", "unavailable")  # as ecomrec_spark.insights.analytics.NOT_SOLD_STATUSES
 UNKNOWN = "unknown"  # as ecomrec_spark.columns.UNKNOWN_CATEGORY
 TABLES = ("sales_trends", "season_correlation")
+COMPARE_SECTION = "insights-trends"
+COMPARE_VERSIONS = ("trends-reference", "trends-additive")  # run in this order; the second checks both outputs
+DEFAULT_COMPARE_SIZES = "1000000,5000000"
 
 # --- the generated input -----------------------------------------------------------------------
 SEED = 20250301
@@ -479,6 +489,39 @@ def spark_insights(spark, src: str | os.PathLike[str], lake_root: str | os.PathL
     return seconds
 
 
+def reference_sales_trends(order_features):
+    """The previous ``sales_trends`` (before issue 14), kept here only as the reference of ``--compare`` and the tests.
+
+    Each sold line is expanded once per grain and aggregated with grouping sets
+    and ``countDistinct(order_id)``: exact by construction, but the distinct
+    aggregate makes Spark expand every line 3 (grains) x 3 (grouping sets) x 2
+    (distinct rewrite) times and shuffle the expanded rows by order id, which
+    is why it was replaced by the additive version in the library.
+    """
+    from pyspark.sql import functions as F
+
+    from ecomrec_spark import columns as C
+    from ecomrec_spark.insights import analytics as A
+
+    day = F.col(C.ORDER_DATE)
+    periods = F.array(
+        F.struct(F.lit("day").alias("grain"), day.alias("period")),
+        F.struct(F.lit("week").alias("grain"), F.date_trunc("week", day).cast("date").alias("period")),
+        F.struct(F.lit("month").alias("grain"), F.trunc(day, "month").alias("period")))
+    expanded = A.sold_lines(order_features).select(C.ORDER_ID, C.CATEGORY, C.REGION, "units", "amount",
+                                                   F.inline(periods))
+    keys = ["grain", "period"]
+    agg = (expanded.groupingSets([keys, [*keys, C.CATEGORY], [*keys, C.REGION]], *keys, C.CATEGORY, C.REGION)
+           .agg(F.countDistinct(C.ORDER_ID).alias("n_orders"), F.sum("units").alias("units"),
+                F.sum("amount").alias("revenue"), F.grouping(C.CATEGORY).alias("_gc"),
+                F.grouping(C.REGION).alias("_gr")))
+    dimension = (F.when(F.col("_gc") == 0, F.lit("category")).when(F.col("_gr") == 0, F.lit("region"))
+                 .otherwise(F.lit("total")))
+    value = F.when(F.col("_gc") == 0, F.col(C.CATEGORY)).when(F.col("_gr") == 0, F.col(C.REGION))
+    return agg.select("grain", "period", dimension.alias("dimension"), value.alias("value"),
+                      "n_orders", "units", "revenue")
+
+
 def spark_outputs(spark, lake_root: Path) -> dict[str, Any]:
     """The written Delta results, read back into pandas (small tables)."""
     from ecomrec_spark import lake
@@ -512,35 +555,39 @@ def _keyed(df, keys: Sequence[str], table: str, engine: str, bad: list[str]) -> 
     return out
 
 
-def compare(pd_out: Mapping[str, Any], sp_out: Mapping[str, Any]) -> tuple[list[str], dict[str, Any]]:
-    """Every difference between the two engines' results, and figures for the report.
+def compare(pd_out: Mapping[str, Any], sp_out: Mapping[str, Any], tables: Sequence[str] = TABLES,
+            names: tuple[str, str] = ("pandas", "spark")) -> tuple[list[str], dict[str, Any]]:
+    """Every difference between two results (by default pandas' and Spark's), and figures for the report.
 
     Keys must be the same sets; integer columns equal; ``revenue`` within
     1e-9 relative and correlations within 1e-9 absolute, nulls in the same places.
+    ``names`` label the two sides in the messages (``--compare`` compares two Spark versions).
     """
     bad: list[str] = []
     stats: dict[str, Any] = {}
     specs = {"sales_trends": (["grain", "period", "dimension", "value"], ["n_orders", "units"], ["revenue"], []),
              "season_correlation": ([CATEGORY], ["n_months", "n_months_of_year"], [],
                                     ["corr_monthly", "corr_month_of_year"])}
-    for table, (keys, exact, rel, absolute) in specs.items():
-        p = _keyed(pd_out[table], keys, table, "pandas", bad)
-        s = _keyed(sp_out[table], keys, table, "spark", bad)
+    a_name, b_name = names
+    for table in tables:
+        keys, exact, rel, absolute = specs[table]
+        p = _keyed(pd_out[table], keys, table, a_name, bad)
+        s = _keyed(sp_out[table], keys, table, b_name, bad)
         only_p, only_s = sorted(set(p) - set(s), key=str), sorted(set(s) - set(p), key=str)
         if only_p or only_s:
-            bad.append(f"{table}: {len(only_p)} keys only in pandas (e.g. {only_p[:3]}), "
-                       f"{len(only_s)} only in spark (e.g. {only_s[:3]})")
+            bad.append(f"{table}: {len(only_p)} keys only in {a_name} (e.g. {only_p[:3]}), "
+                       f"{len(only_s)} only in {b_name} (e.g. {only_s[:3]})")
         worst_rel, worst_abs, nulls = 0.0, 0.0, {c: 0 for c in rel + absolute}
         for key in sorted(set(p) & set(s), key=str):
             a, b = p[key], s[key]
             for col in exact:
                 if _null(a[col]) or _null(b[col]) or int(a[col]) != int(b[col]):
-                    bad.append(f"{table} {key}: {col} pandas {a[col]!r} != spark {b[col]!r}")
+                    bad.append(f"{table} {key}: {col} {a_name} {a[col]!r} != {b_name} {b[col]!r}")
             for col in rel + absolute:
                 x, y = a[col], b[col]
                 if _null(x) or _null(y):
                     if not (_null(x) and _null(y)):
-                        bad.append(f"{table} {key}: {col} pandas {x!r} != spark {y!r} (null in one engine only)")
+                        bad.append(f"{table} {key}: {col} {a_name} {x!r} != {b_name} {y!r} (null in one only)")
                     else:
                         nulls[col] += 1
                     continue
@@ -554,15 +601,17 @@ def compare(pd_out: Mapping[str, Any], sp_out: Mapping[str, Any]) -> tuple[list[
                     worst_abs = max(worst_abs, d)
                     ok = d <= ABS_TOL
                 if not ok:
-                    bad.append(f"{table} {key}: {col} pandas {x!r} != spark {y!r}")
+                    bad.append(f"{table} {key}: {col} {a_name} {x!r} != {b_name} {y!r}")
         stats[table] = {"rows": len(s), "nulls": nulls, "max_rel_diff": worst_rel, "max_abs_diff": worst_abs}
-    trends = pd_out["sales_trends"]
-    stats["sales_trends"]["by_grain"] = {
-        f"{g}/{d}": int(n) for (g, d), n in trends.groupby(["grain", "dimension"]).size().items()}
-    season = sp_out["season_correlation"]
-    stats["season_correlation"]["null_categories"] = sorted(
-        str(r[CATEGORY]) for r in season.to_dict("records")
-        if _null(r["corr_monthly"]) or _null(r["corr_month_of_year"]))
+    if "sales_trends" in tables:
+        trends = pd_out["sales_trends"]
+        stats["sales_trends"]["by_grain"] = {
+            f"{g}/{d}": int(n) for (g, d), n in trends.groupby(["grain", "dimension"]).size().items()}
+    if "season_correlation" in tables:
+        season = sp_out["season_correlation"]
+        stats["season_correlation"]["null_categories"] = sorted(
+            str(r[CATEGORY]) for r in season.to_dict("records")
+            if _null(r["corr_monthly"]) or _null(r["corr_month_of_year"]))
     if len(bad) > 50:
         bad = bad[:50] + [f"... and {len(bad) - 50} more"]
     return bad, stats
@@ -608,6 +657,44 @@ def bench_session(driver_memory: str, app: str):
     return build_session(cfg, app_name=app)
 
 
+def compare_root(rows: int) -> Path:
+    """Where ``--compare`` writes both versions' ``sales_trends`` for ``rows`` rows (removed after the size)."""
+    return OUT_DIR / f"trends_compare_{rows}"
+
+
+def _trends_worker(spark, kind: str, n: int, sampler, session_s: float, keep: bool) -> dict[str, Any]:
+    """Time one ``sales_trends`` version on the ``n``-row input (read to committed Delta write).
+
+    The additive worker runs second and then reads both written tables back
+    (aggregates, ~85,000 rows) and compares them, so every timed size is also checked.
+    """
+    from ecomrec_spark import lake
+    from ecomrec_spark.insights import analytics as A
+
+    fn = reference_sales_trends if kind == "trends-reference" else A.sales_trends
+    root = compare_root(n)
+    shutil.rmtree(root / kind, ignore_errors=True)
+    load = os.getloadavg()[0]
+    sampler.reset()
+    t0 = time.perf_counter()
+    lake.overwrite(fn(spark.read.parquet(str(input_path(n)))), str(root / kind), "gold", "insights_sales_trends")
+    secs = time.perf_counter() - t0
+    peak = sampler.stop()
+    out = {"engine": kind, "rows": n, "seconds": secs, "session_seconds": session_s, "peak_rss": peak,
+           "load_at_start": load,
+           "conf": {key: spark.conf.get(key) for key in ("spark.master", "spark.driver.memory",
+                                                         "spark.sql.shuffle.partitions", "spark.sql.ansi.enabled")}}
+    if kind == "trends-additive":
+        read = {v: {"sales_trends": lake.read(spark, str(root / v), "gold", "insights_sales_trends").toPandas()}
+                for v in COMPARE_VERSIONS}
+        mismatches, stats = compare(read["trends-reference"], read["trends-additive"], tables=("sales_trends",),
+                                    names=("reference", "additive"))
+        out.update(ok=not mismatches, mismatches=mismatches, check=stats["sales_trends"])
+        if not keep:
+            shutil.rmtree(root, ignore_errors=True)
+    return out
+
+
 def _worker(args: argparse.Namespace) -> dict[str, Any]:
     kind = args.worker
     if kind == "pandas":
@@ -646,6 +733,8 @@ def _worker(args: argparse.Namespace) -> dict[str, Any]:
             if not args.keep_outputs:
                 shutil.rmtree(workdir, ignore_errors=True)
             return {"engine": "check", **rep}
+        if kind in COMPARE_VERSIONS:
+            return _trends_worker(spark, kind, n, sampler, session_s, args.keep_outputs)
         if kind == "spark":
             from ecomrec_spark import lake
             from ecomrec_spark.insights import analytics as A
@@ -821,6 +910,73 @@ def summary_table(pandas_runs, spark_runs) -> str:
 # Orchestration
 # ================================================================================================
 
+def render_compare(meta: Mapping[str, Any], runs: Sequence[tuple[Mapping[str, Any], Mapping[str, Any]]],
+                   gen: Mapping[str, Any]) -> list[str]:
+    """The lines of the ``insights-trends`` section: reference vs additive ``sales_trends``, size by size."""
+    from bench.sections import machine_line
+
+    conf = runs[0][1]["conf"]
+    lines = ["## sales_trends: previous (countDistinct) vs additive (`bench/insights.py --compare`)", "",
+             f"- Date: {meta['date']}",
+             f"- Command: `{meta['command']}`",
+             f"- {machine_line()}",
+             f"- Spark: master `{conf['spark.master']}`, spark.driver.memory {conf['spark.driver.memory']}, "
+             f"shuffle partitions {conf['spark.sql.shuffle.partitions']}, ANSI {conf['spark.sql.ansi.enabled']}. "
+             "Each version runs in its own fresh process on the same generated Parquet input (the `insights` "
+             "section's generator, seed " + str(SEED) + "): read to committed Delta write of "
+             "`insights_sales_trends`, session start not included. Reference = the previous implementation "
+             "(`bench/insights.py::reference_sales_trends`: lines expanded per grain, grouping sets with "
+             "`countDistinct(order_id)`); additive = `insights.analytics.sales_trends` (one shuffle of the lines by "
+             "order, per-cell first-in-period order flags, one (day, category, region) aggregate, weeks and months "
+             "summed from days).",
+             ("- Check: after both runs of a size, both written tables are read back and compared: the same keys, "
+              "`n_orders` and `units` equal, `revenue` within 1e-9 relative, nulls in the same places."),
+             ("- Load: the machine is shared; the 1-minute load average when each timed run started is listed "
+              "(2 cores: above 2 means other work was competing for the CPU)."), "",
+             ("| rows | reference s | additive s | reference / additive | reference peak RSS | additive peak RSS | "
+              "load at start (ref, add) | output rows | agreement |"),
+             "|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+    for ref, add in runs:
+        ck = add["check"]
+        agree = ("equal" if add["ok"] else f"**{len(add['mismatches'])} differences**")
+        if add["ok"]:
+            agree += f" (revenue within {ck['max_rel_diff']:.1e} rel.)"
+        lines.append(f"| {_rows(ref['rows'])} | {_s(ref['seconds'])} | {_s(add['seconds'])} | "
+                     f"{ref['seconds'] / add['seconds']:.2f}x | {_gib(ref['peak_rss'])} | {_gib(add['peak_rss'])} | "
+                     f"{ref['load_at_start']:.1f}, {add['load_at_start']:.1f} | {_rows(ck['rows'])} | {agree} |")
+    gen_txt = ", ".join(f"{_rows(int(n))}: {g['seconds']:.1f} s"
+                        for n, g in sorted(gen.items(), key=lambda x: int(x[0])) if g.get("seconds") is not None)
+    ratios = " -> ".join(f"{r['seconds'] / a['seconds']:.2f}x" for r, a in runs)
+    lines += ["", f"Input generation (not timed above): {gen_txt or 'all inputs reused from bench/out'}.", "",
+              f"reference / additive above 1: the additive version is faster. Ratio by size: {ratios}."]
+    return lines
+
+
+def compare_main(args: argparse.Namespace, sizes: Sequence[int]) -> int:
+    """``--compare``: both ``sales_trends`` versions at each size, checked equal, written as a section."""
+    t_start = time.perf_counter()
+    exe = os.path.relpath(sys.executable, Path.cwd()) if sys.executable.startswith(str(REPO_ROOT)) else sys.executable
+    meta = {"date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+            "command": shlex.join([exe, *sys.argv])}
+    gen = _spawn("generate", ",".join(str(n) for n in sizes), args)["inputs"]
+    runs = []
+    for n in sizes:
+        ref, add = (_spawn(kind, n, args) for kind in COMPARE_VERSIONS)
+        if not add["ok"]:
+            for line in add["mismatches"]:
+                log.error("reference vs additive: %s", line)
+            log.error("sales_trends versions differ at %s rows; no section written", _rows(n))
+            return 1
+        log.info("%s rows: reference %.1f s, additive %.1f s (%.2fx)", _rows(n), ref["seconds"], add["seconds"],
+                 ref["seconds"] / add["seconds"])
+        runs.append((ref, add))
+    out, lines = Path(args.out), render_compare(meta, runs, gen)
+    write_section(COMPARE_SECTION, lines, out)
+    print("\n".join(lines))
+    print(f"total wall time {time.perf_counter() - t_start:.0f} s; results in {out}")
+    return 0
+
+
 def _sizes(text: str) -> list[int]:
     try:
         sizes = sorted({int(x.replace("_", "")) for x in text.split(",") if x.strip()})
@@ -834,7 +990,11 @@ def _sizes(text: str) -> list[int]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line entry point (see the module docstring)."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--sizes", default=DEFAULT_SIZES, help="row counts timed in both engines")
+    ap.add_argument("--sizes", default=None,
+                    help=f"row counts timed (default {DEFAULT_SIZES}; with --compare {DEFAULT_COMPARE_SIZES})")
+    ap.add_argument("--compare", action="store_true",
+                    help="time the previous sales_trends (reference) against the library's additive one instead, "
+                         f"and write the {COMPARE_SECTION} section")
     ap.add_argument("--check-rows", type=int, default=200_000, help="size of the agreement check")
     ap.add_argument("--out", default=str(DEFAULT_MD), help="Markdown file receiving the results")
     ap.add_argument("--driver-memory", default="8g", help="spark.driver.memory of the Spark runs")
@@ -851,7 +1011,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         Path(args.result).write_text(json.dumps(_worker(args)))
         return 0
 
-    sizes, t_start = _sizes(args.sizes), time.perf_counter()
+    if args.compare:
+        return compare_main(args, _sizes(args.sizes or DEFAULT_COMPARE_SIZES))
+    sizes, t_start = _sizes(args.sizes or DEFAULT_SIZES), time.perf_counter()
     if args.check_rows < MIN_ROWS:
         raise SystemExit(f"--check-rows must be >= {MIN_ROWS}")
     exe = os.path.relpath(sys.executable, Path.cwd()) if sys.executable.startswith(str(REPO_ROOT)) else sys.executable

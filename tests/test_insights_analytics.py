@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,10 @@ from pyspark.testing import assertDataFrameEqual
 
 from ecomrec_spark import lake as lk
 from ecomrec_spark.insights import analytics as A
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # the old sales_trends lives in bench/insights.py as the reference
+    sys.path.insert(0, str(ROOT))
 
 D = dt.date
 
@@ -120,6 +125,84 @@ def test_sales_trends(spark, order_features):
         spark, "grain string, period date, dimension string, value string, n_orders bigint, units bigint, "
                "revenue double",
         expected))
+
+
+TRENDS_SCHEMA = ("grain string, period date, dimension string, value string, n_orders bigint, units bigint, "
+                 "revenue double")
+
+
+def _trend_rows(grain: str, period: dt.date | None, total: tuple, **by: tuple) -> list[tuple]:
+    """Expected ``sales_trends`` rows of one period: the total, then ``category_<v>`` / ``region_<v>`` rows."""
+    out = [(grain, period, "total", None, *total)]
+    for key, values in by.items():
+        dim, value = key.split("_", 1)
+        out.append((grain, period, dim, value, *values))
+    return out
+
+
+def test_sales_trends_counts_an_order_once_per_period_and_value(spark):
+    # 2018-03-31 is a Saturday, 04-01 the Sunday of the same ISO week (Monday 03-26) but the next month, 04-02 the
+    # Monday after.  o1 spans 03-31 and 04-01 (a month boundary inside a week) and two categories, with toys on
+    # both days; o2 spans 04-01 and 04-02 (a week boundary inside a month).  So on 04-01 the categories' order
+    # counts (books 1 + toys 2) add up to more than the day's 2 orders, and toys' week 03-26 has 2 orders, not 3.
+    lines = [  # order, category, region, status, date, price, quantity          units, revenue
+        ("o1", "toys", "SP", "delivered", D(2018, 3, 31), 10.0, 1),          # 1, 10
+        ("o1", "books", "SP", "delivered", D(2018, 4, 1), 5.0, 2),           # 2, 10
+        ("o1", "toys", "SP", "delivered", D(2018, 4, 1), 10.0, 1),           # 1, 10
+        ("o2", "toys", "RJ", "delivered", D(2018, 4, 1), 20.0, None),        # 1, 20 (no quantity: 1 unit)
+        ("o2", "toys", "RJ", "delivered", D(2018, 4, 2), 20.0, 1),           # 1, 20
+        ("o3", "books", None, "delivered", D(2018, 4, 2), None, 3),          # 3, null; region 'unknown'
+        ("o4", "toys", "SP", "canceled", D(2018, 4, 1), 10.0, 5),            # not sold
+        (None, "books", "SP", "delivered", D(2018, 4, 2), 1.0, 1),           # 1, 1; no order to count
+        ("o6", "toys", "SP", "delivered", None, 2.0, 1),                     # 1, 2; no date: a null period
+    ]
+    of = _df(spark, "order_id string, category string, region string, order_status string, order_date date, "
+                    "price double, quantity int", lines)
+    mar31, apr1, apr2, week13, mar, apr = (D(2018, 3, 31), D(2018, 4, 1), D(2018, 4, 2), D(2018, 3, 26),
+                                           D(2018, 3, 1), D(2018, 4, 1))
+    # (n_orders, units, revenue)
+    only_o1_mar31 = {"total": (1, 1, 10.0), "category_toys": (1, 1, 10.0), "region_SP": (1, 1, 10.0)}
+    apr2_rows = {"total": (2, 5, 21.0), "category_toys": (1, 1, 20.0), "category_books": (1, 4, 1.0),
+                 "region_RJ": (1, 1, 20.0), "region_unknown": (1, 3, None), "region_SP": (0, 1, 1.0)}
+    no_date = {"total": (1, 1, 2.0), "category_toys": (1, 1, 2.0), "region_SP": (1, 1, 2.0)}
+    expected = (
+        _trend_rows("day", mar31, **only_o1_mar31)
+        + _trend_rows("day", apr1, total=(2, 4, 40.0), category_books=(1, 2, 10.0), category_toys=(2, 2, 30.0),
+                      region_SP=(1, 3, 20.0), region_RJ=(1, 1, 20.0))
+        + _trend_rows("day", apr2, **apr2_rows)
+        + _trend_rows("day", None, **no_date)
+        # 03-31 + 04-01: o1's toys on both days count one order
+        + _trend_rows("week", week13, total=(2, 5, 50.0), category_toys=(2, 3, 40.0), category_books=(1, 2, 10.0),
+                      region_SP=(1, 4, 30.0), region_RJ=(1, 1, 20.0))
+        + _trend_rows("week", apr2, **apr2_rows)
+        + _trend_rows("week", None, **no_date)
+        + _trend_rows("month", mar, **only_o1_mar31)
+        # 04-01 + 04-02: o2 on both days counts once; o3's null price leaves region 'unknown' without revenue
+        + _trend_rows("month", apr, total=(3, 9, 61.0), category_toys=(2, 3, 50.0), category_books=(2, 6, 11.0),
+                      region_SP=(1, 4, 21.0), region_RJ=(1, 2, 40.0), region_unknown=(1, 3, None))
+        + _trend_rows("month", None, **no_date))
+    assertDataFrameEqual(A.sales_trends(of), _df(spark, TRENDS_SCHEMA, expected), rtol=1e-9)
+
+
+def test_sales_trends_equals_the_reference_on_generated_orders(spark):
+    from pyspark.sql import functions as F
+    from pyspark.testing import assertSchemaEqual
+
+    from bench import insights as bench_insights
+
+    # the benchmark's generator (skewed categories and regions, statuses, nulls), with orders spread over days:
+    # line 2 of every 3rd order a day later and line 3 of every 5th order 31 days later, so orders cross week and
+    # month boundaries with their categories; a few lines lose their order id or date
+    base = bench_insights.input_frame(spark, 30_000, partitions=2)
+    order_no = F.substring(F.col("order_id"), 2, 11).cast("int")
+    shift = (F.when((F.col("line_id") == 2) & (order_no % 3 == 0), 1)
+             .when((F.col("line_id") == 3) & (order_no % 5 == 0), 31).otherwise(0))
+    of = (base.withColumn("order_date", F.date_add("order_date", shift))
+          .withColumn("order_id", F.when(order_no % 97 != 1, F.col("order_id")))
+          .withColumn("order_date", F.when(order_no % 89 != 2, F.col("order_date"))))
+    new, reference = A.sales_trends(of), bench_insights.reference_sales_trends(of)
+    assertSchemaEqual(new.schema, reference.schema, ignoreNullable=False)
+    assertDataFrameEqual(new, reference, rtol=1e-9)
 
 
 def test_top_products_and_demand(spark, order_features):

@@ -55,6 +55,7 @@ from typing import Any
 
 from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
+from pyspark.sql.window import WindowSpec
 
 from ecomrec_spark import columns as C
 from ecomrec_spark import lake as lk
@@ -217,34 +218,99 @@ def _sales_aggs() -> list[Column]:
             F.sum("amount").alias("revenue")]
 
 
+GRAINS = ("day", "week", "month")
+
+
+def _period(grain: str, day: Column) -> Column:
+    """The first day of ``day``'s period: the date itself, the Monday of its ISO week, the first of its month."""
+    if grain == "day":
+        return day
+    if grain == "week":
+        return F.date_trunc("week", day).cast("date")
+    return F.trunc(day, "month")
+
+
+def _first_in_period(order_within: WindowSpec, grain: str) -> Column:
+    """1 on the first cell of a run of an order's cells (sorted by day) that share ``grain``'s period, else 0.
+
+    A period is a contiguous range of days, so once the cells are sorted by
+    day the cells of one period are adjacent: the first of each run is where
+    the period changes from the previous cell's.  ``<=>`` treats a null day
+    (null period) as one period, as ``countDistinct`` groups it.
+    """
+    day = F.col(C.ORDER_DATE)
+    changed = ~F.lag(_period(grain, day)).over(order_within).eqNullSafe(_period(grain, day))
+    first = F.row_number().over(order_within) == 1
+    return F.when(first | changed, 1).otherwise(0)
+
+
 def sales_trends(order_features: DataFrame) -> DataFrame:
     """Revenue, orders and units by day, week and month; in total, by category and by region.
 
     One long table: ``grain`` (``'day'|'week'|'month'``), ``period`` (the
     period's first day: the date, the Monday of the ISO week, the first of the
     month), ``dimension`` (``'total'|'category'|'region'``), ``value`` (the
-    category or region; null for total), ``n_orders, units, revenue``.  One
-    shuffle: each line is expanded once per grain and aggregated with
-    grouping sets.
+    category or region; null for total), ``n_orders, units, revenue``.
+
+    How it is computed: every output column is made a sum, so the lines are
+    aggregated once, to one row per (day, category, region), and the weeks and
+    months are sums of those days.  ``units`` and ``revenue`` are sums
+    already.  ``n_orders`` (distinct orders) is not: an order with lines in two
+    categories, or on two days of one week, counts once in the total of that
+    week, so summing per-category or per-day counts would count it twice.  It
+    is made a sum exactly by giving each order's lines, grouped into cells
+    (order, day, category, region), a 0/1 flag per grain and dimension that is
+    1 on exactly one cell of each (order, period, value) the order has lines
+    in: the first such cell by day (see :func:`_first_in_period`).  The
+    distinct orders of a (period, value) are then the sum of its cells'
+    flags, and that sum can be taken at the day grain first and rolled up.
+    The flags need the lines of an order together: one shuffle of the sold
+    lines by ``order_id``; everything after the per-day aggregate works on
+    (days x categories x regions) rows, not on lines.  A null ``order_id``
+    gets no flag (``countDistinct`` ignores nulls); a null day is its own
+    period in every grain, as before.
 
     Example
     -------
     >>> sales_trends(order_features).where("grain = 'month' AND dimension = 'total'").show()  # doctest: +SKIP
     """
-    day = F.col(C.ORDER_DATE)
-    periods = F.array(
-        F.struct(F.lit("day").alias("grain"), day.alias("period")),
-        F.struct(F.lit("week").alias("grain"), F.date_trunc("week", day).cast("date").alias("period")),
-        F.struct(F.lit("month").alias("grain"), F.trunc(day, "month").alias("period")))
-    expanded = sold_lines(order_features).select(C.ORDER_ID, C.CATEGORY, C.REGION, "units", "amount", F.inline(periods))
+    order, day = F.col(C.ORDER_ID), F.col(C.ORDER_DATE)
+    # the hash partitioning on order_id also serves the cell aggregate and the three windows below
+    # (each clusters by order_id plus more), so the lines are shuffled once
+    cells = (sold_lines(order_features).select(C.ORDER_ID, C.ORDER_DATE, C.CATEGORY, C.REGION, "units", "amount")
+             .repartition(C.ORDER_ID)
+             .groupBy(C.ORDER_ID, C.ORDER_DATE, C.CATEGORY, C.REGION)
+             .agg(F.sum("units").alias("units"), F.sum("amount").alias("amount")))
+    # one window per dimension: the order's cells (total), or its cells of one category / region; sorted by
+    # day, the other key only to make the flagged cell deterministic
+    within = {"total": Window.partitionBy(order).orderBy(day, C.CATEGORY, C.REGION),
+              "category": Window.partitionBy(order, C.CATEGORY).orderBy(day, C.REGION),
+              "region": Window.partitionBy(order, C.REGION).orderBy(day, C.CATEGORY)}
+    flags = [F.when(order.isNull(), 0).otherwise(_first_in_period(w, grain)).alias(f"_o_{grain}_{dim}")
+             for grain in GRAINS for dim, w in within.items()]
+    per_day = (cells.select(C.ORDER_DATE, C.CATEGORY, C.REGION, "units", "amount", *flags)
+               .groupBy(C.ORDER_DATE, C.CATEGORY, C.REGION)
+               .agg(F.sum("units").alias("units"), F.sum("amount").alias("amount"),
+                    *[F.sum(f"_o_{g}_{d}").alias(f"_o_{g}_{d}") for g in GRAINS for d in within]))
+    # roll the days up: each per-day row once per grain, carrying that grain's flag sums, then summed with
+    # grouping sets (sums only, so no distinct aggregate and no per-line work here)
+    periods = F.array(*[F.struct(F.lit(g).alias("grain"), _period(g, day).alias("period"),
+                                 *[F.col(f"_o_{g}_{d}").alias(f"_o_{d}") for d in within]) for g in GRAINS])
+    expanded = per_day.select(C.CATEGORY, C.REGION, "units", "amount", F.inline(periods))
     keys = ["grain", "period"]
     agg = (expanded.groupingSets([keys, [*keys, C.CATEGORY], [*keys, C.REGION]], *keys, C.CATEGORY, C.REGION)
-           .agg(*_sales_aggs(), F.grouping(C.CATEGORY).alias("_gc"), F.grouping(C.REGION).alias("_gr")))
-    dimension = (F.when(F.col("_gc") == 0, F.lit("category")).when(F.col("_gr") == 0, F.lit("region"))
-                 .otherwise(F.lit("total")))
-    value = F.when(F.col("_gc") == 0, F.col(C.CATEGORY)).when(F.col("_gr") == 0, F.col(C.REGION))
+           .agg(*[F.sum(f"_o_{d}").alias(f"_o_{d}") for d in within], F.sum("units").alias("units"),
+                F.sum("amount").alias("revenue"), F.grouping(C.CATEGORY).alias("_gc"),
+                F.grouping(C.REGION).alias("_gr")))
+    by_category, by_region = F.col("_gc") == 0, F.col("_gr") == 0
+    dimension = F.when(by_category, F.lit("category")).when(by_region, F.lit("region")).otherwise(F.lit("total"))
+    value = F.when(by_category, F.col(C.CATEGORY)).when(by_region, F.col(C.REGION))
+    # a sum over a group is never null here (the flags are 0/1); the coalesce keeps the column non-nullable, as
+    # countDistinct's was, so the written table's schema does not change
+    n_orders = F.coalesce(F.when(by_category, F.col("_o_category")).when(by_region, F.col("_o_region"))
+                          .otherwise(F.col("_o_total")), F.lit(0).cast("bigint"))
     return agg.select("grain", "period", dimension.alias("dimension"), value.alias("value"),
-                      "n_orders", "units", "revenue")
+                      n_orders.alias("n_orders"), "units", "revenue")
 
 
 def top_products(order_features: DataFrame, n: int = 10) -> DataFrame:
