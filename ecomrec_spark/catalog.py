@@ -125,6 +125,71 @@ def lake_tables(spark: SparkSession, lake: str) -> list[TableRef]:
     return found
 
 
+def listed_tables(lake: str, client: Any = None) -> list[TableRef]:
+    """:func:`lake_tables` without Spark: a folder is a table when its ``_delta_log/`` holds a commit.
+
+    A local lake is listed with :mod:`pathlib`; an ``s3://`` or ``s3a://`` lake with boto3's ListObjectsV2 (the
+    default credential chain; ``AWS_ENDPOINT_URL_S3`` for another endpoint).  What ``ecomrec athena-ddl`` needs:
+    the Athena DDL names folders only, Athena reads each schema from the Delta log itself.
+    """
+    from ecomrec_spark.config import is_local_path, local_path
+
+    found: list[TableRef] = []
+    if is_local_path(lake):
+        root = local_path(lake)
+        for layer in CATALOG_LAYERS:
+            folder = root / layer
+            names = sorted(p.name for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
+            found += [(layer, t, lk.table_path(lake, layer, t)) for t in names
+                      if any((folder / t / "_delta_log").glob("*.json"))]
+        return found
+    from ecomrec_spark.aws.s3 import parse_s3_uri
+
+    bucket, key = parse_s3_uri(_S3_SCHEME.sub("s3://", lake))
+    if client is None:
+        import boto3
+
+        client = boto3.client("s3")
+    pages = client.get_paginator("list_objects_v2")
+    for layer in CATALOG_LAYERS:
+        prefix = f"{key.rstrip('/')}/{layer}/".lstrip("/")
+        names = sorted(p["Prefix"][len(prefix):].rstrip("/") for page in
+                       pages.paginate(Bucket=bucket, Prefix=prefix, Delimiter="/") for p in page.get("CommonPrefixes", []))
+        for t in names:
+            log_prefix = f"{prefix}{t}/_delta_log/"
+            if any(o["Key"].endswith(".json") for page in pages.paginate(Bucket=bucket, Prefix=log_prefix)
+                   for o in page.get("Contents", [])):
+                found.append((layer, t, lk.table_path(lake, layer, t)))
+    return found
+
+
+def write_athena_ddl(lake: str, out_path: str, database: str = DEFAULT_DATABASE, s3_lake: str | None = None,
+                     client: Any = None) -> str:
+    """``ecomrec athena-ddl`` with no SparkSession: list the lake (:func:`listed_tables`), write the DDL to a
+    local file or an ``s3://`` object.  Returns the text."""
+    tables = listed_tables(lake, client)
+    statements = ddl_statements(None, lake, database, flavour="athena", s3_lake=s3_lake, tables=tables)  # type: ignore[arg-type]
+    where = f"{lake} (rendered at its S3 copy {s3_lake})" if s3_lake else lake
+    text = _script(statements, _athena_header(where))
+    from ecomrec_spark.config import is_local_path, local_path
+
+    if is_local_path(out_path):
+        target = local_path(out_path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text)
+    else:
+        from ecomrec_spark.aws.s3 import parse_s3_uri
+
+        bucket, key = parse_s3_uri(_S3_SCHEME.sub("s3://", out_path))
+        if client is None:
+            import boto3
+
+            client = boto3.client("s3")
+        client.put_object(Bucket=bucket, Key=key, Body=text.encode(), ContentType="text/plain; charset=utf-8")
+    log.info("wrote Athena DDL for %d tables of %s to %s", len(tables), lake, out_path)
+    return text
+
+
 def _named(tables: Iterable[TableRef]) -> list[tuple[str, str, str, str]]:
     """``(name, layer, table, path)`` per table; two folders mapping to one name is an error."""
     out: list[tuple[str, str, str, str]] = []
@@ -216,11 +281,14 @@ def athena_ddl(spark: SparkSession, lake: str, database: str = DEFAULT_DATABASE,
     """
     statements = ddl_statements(spark, lake, database, flavour="athena", s3_lake=s3_lake)
     where = f"{lake} (rendered at its S3 copy {s3_lake})" if s3_lake else lake
-    header = ("-- Athena DDL (engine v3, Glue Data Catalog): native Delta tables, schema read from the Delta log.\n"
-              f"-- Tables of {where}.\n"
-              "-- Written by `ecomrec athena-ddl`; run it in the Athena console or with "
-              "ecomrec_spark.catalog.run_athena_ddl.")
-    return _script(statements, header)
+    return _script(statements, _athena_header(where))
+
+
+def _athena_header(where: str) -> str:
+    return ("-- Athena DDL (engine v3, Glue Data Catalog): native Delta tables, schema read from the Delta log.\n"
+            f"-- Tables of {where}.\n"
+            "-- Written by `ecomrec athena-ddl`; run it in the Athena console or with "
+            "ecomrec_spark.catalog.run_athena_ddl.")
 
 
 def local_ddl(spark: SparkSession, lake: str, database: str = DEFAULT_DATABASE) -> str:

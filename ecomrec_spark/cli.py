@@ -143,6 +143,13 @@ def run(args: argparse.Namespace, cfg: Mapping[str, Any] | None = None) -> dict[
         from ecomrec_spark.serving.versions import list_versions, rollback  # no pyspark import
 
         return {"publish": rollback(cfg) if args.rollback else list_versions(cfg)}
+    if args.command == "athena-ddl":  # folder listings only (Athena reads each schema from the Delta log): no Spark
+        from ecomrec_spark.catalog import write_athena_ddl
+
+        out = args.out or f"{cfg['paths']['reports'].rstrip('/')}/athena_ddl.sql"
+        write_athena_ddl(cfg["paths"]["lake"], out, cfg["catalog"]["database"],
+                         args.s3_lake or cfg["catalog"]["s3_lake"])
+        return {"athena-ddl": {"path": out}}
     # only now: the session imports pyspark, which `serve` and `publish --list/--rollback` must not load
     from ecomrec_spark.session import build_session
 
@@ -178,13 +185,6 @@ def _run_spark(args: argparse.Namespace, cfg: Mapping[str, Any], spark) -> dict[
 
     if args.command == "generate":
         return {"generate": _generate(spark, cfg, args.out, args.orders, args.seed)}
-    if args.command == "athena-ddl":
-        from ecomrec_spark.catalog import write_ddl
-
-        out = args.out or f"{cfg['paths']['reports'].rstrip('/')}/athena_ddl.sql"
-        s3_lake = args.s3_lake or cfg["catalog"]["s3_lake"]
-        write_ddl(spark, cfg["paths"]["lake"], out, database=cfg["catalog"]["database"], s3_lake=s3_lake)
-        return {"athena-ddl": {"path": out}}
     if args.command == "register-tables" and args.athena:
         from ecomrec_spark.catalog import register_athena
 

@@ -249,6 +249,30 @@ def validate_uri(name: str, uri: str) -> str:
     return uri
 
 
+BUCKET_PLACEHOLDER = "<bucket>"
+
+
+def bucket_filled_paths(cfg: Mapping[str, Any]) -> dict[str, str]:
+    """The ``paths.*`` holding ``<bucket>`` with ``emr.bucket`` filled in (conf/emr.yaml), for every command.
+
+    Empty when ``emr.bucket`` is unset or itself the placeholder; a bad bucket name fails here, naming it.
+
+    >>> bucket_filled_paths({"emr": {"bucket": "shop"}, "paths": {"lake": "s3://<bucket>/lake", "raw": "/data"}})
+    {'lake': 's3://shop/lake'}
+    """
+    bucket = (cfg.get("emr") or {}).get("bucket")
+    if bucket is None or bucket == BUCKET_PLACEHOLDER:
+        return {}
+    from ecomrec_spark.identifiers import bucket_problem
+
+    problem = bucket_problem(bucket)
+    if problem:
+        raise ConfigError(f"config key 'emr.bucket' = {bucket!r} is not an S3 bucket name ({problem}); "
+                          f"it fills {BUCKET_PLACEHOLDER} in paths.*: --set emr.bucket=<your bucket>")
+    return {k: v.replace(BUCKET_PLACEHOLDER, bucket) for k, v in (cfg.get("paths") or {}).items()
+            if isinstance(v, str) and BUCKET_PLACEHOLDER in v}
+
+
 def resolve_local(uri: str, base: Path) -> str:
     """Make a scheme-less path absolute against ``base``; leave URIs alone."""
     if "://" in uri:
@@ -299,6 +323,7 @@ def load_config(path: str | os.PathLike[str] | None = None, overrides: Iterable[
     cfg = _with_defaults(cfg, conf_path)
     for key, value in parse_overrides(overrides):
         _set_dotted(cfg, key, value)
+    cfg["paths"] = {**cfg.get("paths", {}), **bucket_filled_paths(cfg)}
     _check(cfg, SCHEMA, "")
     for required in ("raw", "lake"):
         if not cfg.get("paths", {}).get(required):

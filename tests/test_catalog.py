@@ -12,6 +12,7 @@ import pytest
 from pyspark.sql import Row
 from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
+from test_s3_end_to_end import s3  # noqa: F401  (the moto S3 server fixture)
 
 from ecomrec_spark import catalog as cat
 from ecomrec_spark import lake as lk
@@ -233,6 +234,42 @@ def test_athena_ddl(spark, tiny_lake, tmp_path):
     out = str(tmp_path / "athena_ddl.sql")
     assert cat.write_ddl(spark, tiny_lake, out, s3_lake="s3://bucket/lake/") == text
     assert (tmp_path / "athena_ddl.sql").read_text() == text
+
+
+def test_athena_ddl_needs_no_spark_and_lists_what_spark_lists(spark, tiny_lake, tmp_path):
+    assert cat.listed_tables(tiny_lake) == cat.lake_tables(spark, tiny_lake)
+    out = str(tmp_path / "no_spark.sql")
+    assert cat.write_athena_ddl(tiny_lake, out, s3_lake="s3://bucket/lake/") == \
+        cat.athena_ddl(spark, tiny_lake, s3_lake="s3://bucket/lake/") == (tmp_path / "no_spark.sql").read_text()
+
+
+def test_athena_ddl_command_on_an_s3_lake_with_conf_emr_and_the_bucket_filled(spark, tiny_lake, tmp_path, s3):  # noqa: F811
+    """Issue 14: `ecomrec athena-ddl --conf conf/emr.yaml --set emr.bucket=B` fills <bucket> in paths.* like every
+    command, lists the S3 lake with boto3 and writes the DDL with no SparkSession (a child process checks that
+    no JVM was started)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from test_s3_end_to_end import BUCKET
+
+    root = Path(tiny_lake)
+    for f in root.rglob("*"):
+        if f.is_file():
+            s3["client"].upload_file(str(f), BUCKET, f"lake/{f.relative_to(root)}")
+    out = tmp_path / "ddl.sql"
+    code = ("import sys; from ecomrec_spark.cli import main; rc = main(sys.argv[1:]); "
+            "from pyspark import SparkContext; "
+            "assert SparkContext._gateway is None, 'a JVM was started'; sys.exit(rc)")
+    env = {**os.environ, "AWS_ENDPOINT_URL_S3": s3["endpoint"]}
+    done = subprocess.run([sys.executable, "-c", code, "athena-ddl", "--conf", "conf/emr.yaml", "--set",
+                           f"emr.bucket={BUCKET}", "--out", str(out)], env=env, cwd=cat.QUERY_DIR.parents[1],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert cat.split_statements(out.read_text()) == ["CREATE DATABASE IF NOT EXISTS ecomrec"] + [
+        f"CREATE EXTERNAL TABLE IF NOT EXISTS ecomrec.{n} LOCATION 's3://{BUCKET}/lake/{layer}/{t}/' "
+        "TBLPROPERTIES ('table_type'='DELTA')" for n, (layer, t) in zip(EXPECTED_NAMES, EXPECTED_TABLES)]
 
 
 def test_athena_ddl_of_a_local_lake_needs_an_s3_prefix(spark, tiny_lake):

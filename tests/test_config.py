@@ -160,3 +160,12 @@ def test_good_catalog_and_source_locations_pass():
                              "sources.transactions.folder=retail/2024", "sources.transactions.files=online_*.csv*"])
     assert (cfg["catalog"]["database"], cfg["sources"]["transactions"]["folder"]) == ("shop_2024", "retail/2024")
     assert load_config(REPO / "conf" / "online_retail.yaml")["sources"]["transactions"]["folder"] == "."
+
+
+def test_emr_bucket_fills_the_bucket_placeholder_for_every_command():
+    cfg = load_config(REPO / "conf" / "emr.yaml", ["emr.bucket=shop", "paths.reports=s3://other/rep"])
+    assert {k: cfg["paths"][k] for k in ("raw", "lake", "generated", "reports")} == {
+        "raw": "s3://shop/raw", "lake": "s3://shop/lake", "generated": "s3://shop/generated",
+        "reports": "s3://other/rep"}  # a path set by the user keeps its value
+    with pytest.raises(ConfigError, match="config key 'emr.bucket' = 'Shop_1' is not an S3 bucket name"):
+        load_config(REPO / "conf" / "emr.yaml", ["emr.bucket=Shop_1"])

@@ -25,7 +25,8 @@ from ecomrec_spark.aws.iam import render_iam
 from ecomrec_spark.aws.layout import DEFAULT_CONF, PIPELINE, serverless_job_log_uri
 from ecomrec_spark.aws.serverless import serverless_down, serverless_status
 from ecomrec_spark.aws.settings import check_serverless_id, resolve_settings
-from ecomrec_spark.config import load_config, parse_overrides
+from ecomrec_spark.config import bucket_filled_paths, load_config, parse_overrides
+
 
 def _serving_section(data: Mapping[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
     """The config file's ``serving:`` section with ``--set serving.*`` applied."""
@@ -60,16 +61,11 @@ def _read_emr_section(conf: str | None, overrides: Sequence[str]) -> tuple[Path,
 
 
 def _bucket_overrides(data: Mapping[str, Any], section: Mapping[str, Any], overrides: Sequence[str]) -> list[str]:
-    """``--set paths.X=...`` filling the ``<bucket>`` placeholder of conf/emr.yaml from ``emr.bucket``."""
-    bucket = section.get("bucket")
-    if not isinstance(bucket, str) or "<" in bucket:
-        return []
+    """``--set paths.X=...`` for every ``<bucket>`` path :func:`config.bucket_filled_paths` fills, so each job
+    gets its lake and inputs spelled out (the user's own ``--set paths.X`` wins)."""
     given = {o.split("=", 1)[0].strip() for o in overrides}
-    out = []
-    for key, value in (data.get("paths") or {}).items():
-        if isinstance(value, str) and "<bucket>" in value and f"paths.{key}" not in given:
-            out.append(f"paths.{key}={value.replace('<bucket>', bucket)}")
-    return out
+    filled = bucket_filled_paths({"emr": section, "paths": data.get("paths") or {}})
+    return [f"paths.{k}={v}" for k, v in filled.items() if f"paths.{k}" not in given]
 
 
 def build_parser() -> argparse.ArgumentParser:
