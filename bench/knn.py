@@ -51,8 +51,9 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:  # `python bench/knn.py` from anywhere
@@ -565,7 +566,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         write_markdown(Path(a.out), render(saved["meta"], saved["runs"], saved["gen"], a))
         return 0
     exe = os.path.relpath(sys.executable, Path.cwd()) if sys.executable.startswith(str(REPO_ROOT)) else sys.executable
-    meta = {"date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+    meta = {"date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
             "command": shlex.join([exe, *sys.argv]), "machine": machine_info(), "versions": versions()}
     gen = _spawn("generate", a.sizes, a)["inputs"]
     runs = []

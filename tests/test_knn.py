@@ -7,13 +7,12 @@ import time
 
 import numpy as np
 import pytest
-from pyspark.ml.linalg import Vectors
 from pyspark.ml.functions import array_to_vector
+from pyspark.ml.linalg import Vectors
 from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
-from ecomrec_spark.recommend.knn import (exact_top_k, exact_top_k_few_queries, lsh_params, lsh_top_k,
-                                         recall_at_k)
+from ecomrec_spark.recommend.knn import exact_top_k, exact_top_k_few_queries, lsh_params, lsh_top_k, recall_at_k
 
 
 def _unit(deg: float) -> list[float]:

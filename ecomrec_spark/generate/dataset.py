@@ -94,13 +94,14 @@ formats), ``events/events.csv``, ``_truth/summary.json``,
 from __future__ import annotations
 
 import json
-from contextlib import contextmanager
 import logging
 import os
 import shutil
 import time
+from collections.abc import Mapping
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
@@ -109,8 +110,15 @@ from pyspark.sql import functions as F
 from ecomrec_spark.generate import entities as E
 from ecomrec_spark.generate import messy as M
 from ecomrec_spark.generate.events import events_lines, n_events
-from ecomrec_spark.generate.orders import (customers_lines, item_rows, items_lines, n_payments, order_core,
-                                           orders_lines, payments_lines)
+from ecomrec_spark.generate.orders import (
+    customers_lines,
+    item_rows,
+    items_lines,
+    n_payments,
+    order_core,
+    orders_lines,
+    payments_lines,
+)
 from ecomrec_spark.generate.plan import Plan, build_plan
 from ecomrec_spark.generate.reviews import review_truth, reviews_lines
 from ecomrec_spark.generate.tables import N_CATEGORIES

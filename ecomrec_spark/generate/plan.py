@@ -13,8 +13,9 @@ import datetime as dt
 import hashlib
 import logging
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from ecomrec_spark.generate.calendar import Layout, order_layout
 from ecomrec_spark.generate.tables import CATEGORIES, CITIES, N_CATEGORIES

@@ -32,8 +32,14 @@ from __future__ import annotations
 import logging
 
 from pyspark.ml import Pipeline, PipelineModel
-from pyspark.ml.feature import (IDF, BucketedRandomProjectionLSH, CountVectorizer, Normalizer, RegexTokenizer,
-                                StopWordsRemover)
+from pyspark.ml.feature import (
+    IDF,
+    BucketedRandomProjectionLSH,
+    CountVectorizer,
+    Normalizer,
+    RegexTokenizer,
+    StopWordsRemover,
+)
 from pyspark.ml.functions import vector_to_array
 from pyspark.ml.stat import Summarizer
 from pyspark.sql import Column, DataFrame, Window

@@ -90,7 +90,8 @@ from __future__ import annotations
 import logging
 import math
 import time
-from typing import Any, Iterator, Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import pyarrow as pa

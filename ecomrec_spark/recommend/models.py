@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from pyspark import StorageLevel
 from pyspark.ml.functions import vector_to_array

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import itertools
 import logging
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from pyspark.ml import Pipeline, PipelineModel
 from pyspark.sql import DataFrame, Window

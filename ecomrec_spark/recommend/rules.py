@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Iterable
+from collections.abc import Iterable
 
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame

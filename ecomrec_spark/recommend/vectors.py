@@ -32,7 +32,7 @@ Example
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 from pyspark.ml.feature import Normalizer, OneHotEncoder, StringIndexer
 from pyspark.ml.functions import array_to_vector, vector_to_array

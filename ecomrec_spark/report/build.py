@@ -464,7 +464,7 @@ def build_report(spark: SparkSession, cfg: Mapping[str, Any]) -> dict[str, Any]:
     for make in SECTIONS:
         log.info("report section %s", make.__name__)
         sections.append(make(tables))
-    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     html = render("ecomrec_spark report", f"lake {root} · built {stamp}", sections)
     path = report_path(cfg)
     write_text(spark, path, html)

@@ -11,7 +11,8 @@ for two classes it adds ROC-AUC and PR-AUC from MLlib's
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F

@@ -21,8 +21,9 @@ import datetime as dt
 import json
 import logging
 import time
+from collections.abc import Mapping, Sequence
 from multiprocessing.pool import ThreadPool
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 from pyspark import inheritable_thread_target
@@ -36,9 +37,8 @@ from pyspark.sql import types as T
 
 from ecomrec_spark import columns as C
 from ecomrec_spark import lake as lk
-from ecomrec_spark import storage
+from ecomrec_spark import model_store, storage
 from ecomrec_spark.review import dataset as D
-from ecomrec_spark import model_store
 from ecomrec_spark.review.metrics import evaluate
 
 log = logging.getLogger(__name__)
@@ -168,8 +168,13 @@ def param_grid(clf: Any, grid: Mapping[str, Sequence[Any]]) -> list[dict[Any, An
 def baseline_estimator(name: str, label_col: str, n_classes: int, features: Sequence[str] = D.FEATURES,
                        categorical: Sequence[str] = D.CATEGORICAL, seed: int = 42) -> Pipeline:
     """An MLlib baseline as a Pipeline (linear models get one-hot categories, trees the indices)."""
-    from pyspark.ml.classification import (DecisionTreeClassifier, GBTClassifier, LogisticRegression, OneVsRest,
-                                           RandomForestClassifier)
+    from pyspark.ml.classification import (
+        DecisionTreeClassifier,
+        GBTClassifier,
+        LogisticRegression,
+        OneVsRest,
+        RandomForestClassifier,
+    )
     from pyspark.ml.feature import OneHotEncoder, VectorAssembler
 
     idx = _indexers(categorical)
@@ -438,7 +443,7 @@ def train_review(spark: SparkSession, cfg: Mapping[str, Any]) -> dict[str, Any]:
                 rows.unpersist()
     finally:
         base.unpersist()
-    trained_at = dt.datetime.now(dt.timezone.utc)
+    trained_at = dt.datetime.now(dt.UTC)
     split_range = {k: [str(v[1]), str(v[2])] for k, v in stats.items()}
     fingerprint = {"features": D.FEATURES, "categorical": D.CATEGORICAL, "review": rcfg, "range": split_range}
     version = model_store.new_version(fingerprint, trained_at)

@@ -44,8 +44,9 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any
 
 from pyspark import StorageLevel
 from pyspark.sql import Column, DataFrame, SparkSession, Window
@@ -57,8 +58,16 @@ from ecomrec_spark.identifiers import SERVE_MODELS
 from ecomrec_spark.serving import gate, keys
 from ecomrec_spark.serving.gate import GateRefused
 from ecomrec_spark.serving.store import Store, open_store
-from ecomrec_spark.serving.versions import (REFUSED, PublishError, list_versions, live_metrics, next_version, prune,
-                                            rollback, store_errors)
+from ecomrec_spark.serving.versions import (
+    REFUSED,
+    PublishError,
+    list_versions,
+    live_metrics,
+    next_version,
+    prune,
+    rollback,
+    store_errors,
+)
 
 __all__ = ["NothingToPublish", "PublishError", "documents", "list_versions", "load_gold", "publish", "rollback",
            "version_info", "GateRefused"]

@@ -22,9 +22,10 @@ import re
 import sqlite3
 import threading
 import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Mapping, Protocol
+from typing import Any, Protocol
 
 try:  # the API's documents are parsed on every request: orjson (the [serve] extra) does it ~3x faster than json
     from orjson import loads as parse_document

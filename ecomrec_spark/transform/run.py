@@ -11,8 +11,9 @@ lines, outliers) are written to quarantine or to ``silver/order_line_outliers``.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from functools import reduce
-from typing import Any, Mapping
+from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
