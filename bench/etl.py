@@ -502,7 +502,7 @@ def _rank_offsets(pd_rep: Mapping[str, Any], spark_q: Mapping[str, list[float]])
             continue
         vals = v_sorted[starts[g]:starts[g] + n]
         off_any = False
-        for q, v in zip((0.25, 0.75), spark_q[name]):
+        for q, v in zip((0.25, 0.75), spark_q[name], strict=True):
             target = max(math.ceil(q * n), 1)
             lo = int(np.searchsorted(vals, v, "left")) + 1
             hi = int(np.searchsorted(vals, v, "right"))

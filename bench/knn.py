@@ -348,7 +348,7 @@ def _k(n: int) -> str:
 
 def fit_power(xs: Sequence[float], ys: Sequence[float]) -> tuple[float, float] | None:
     """Least-squares ``y = c * x**b`` on log-log axes: ``(c, b)``, or None with fewer than 2 usable points."""
-    pts = [(math.log(x), math.log(y)) for x, y in zip(xs, ys) if x > 0 and y > 0]
+    pts = [(math.log(x), math.log(y)) for x, y in zip(xs, ys, strict=True) if x > 0 and y > 0]
     if len(pts) < 2 or len({p[0] for p in pts}) < 2:
         return None
     mx, my = sum(p[0] for p in pts) / len(pts), sum(p[1] for p in pts) / len(pts)
@@ -361,7 +361,7 @@ def fit_affine(xs: Sequence[float], ys: Sequence[float]) -> tuple[float, float] 
     if len(xs) < 2 or len(set(xs)) < 2:
         return None
     mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
-    b = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sum((x - mx) ** 2 for x in xs)
+    b = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sum((x - mx) ** 2 for x in xs)
     return my - b * mx, b
 
 

@@ -300,7 +300,7 @@ def register_local(spark: SparkSession, lake: str, database: str = DEFAULT_DATAB
     statements = ddl_statements(spark, lake, database, flavour="spark", tables=tables)
     spark.sql(statements[0])
     registered: list[str] = []
-    for (name, _layer, _table, path), stmt in zip(_named(tables), statements[1:]):
+    for (name, _layer, _table, path), stmt in zip(_named(tables), statements[1:], strict=True):
         want = _qualified(spark, path)
         have = _registered_location(spark, database, name)
         if have is not None and have.rstrip("/") != want.rstrip("/"):

@@ -342,7 +342,7 @@ print("MODEL_S3A " + json.dumps(out), flush=True)
 """
 
 
-def test_manifest_on_s3a(s3, tmp_path):
+def test_manifest_on_s3a(s3, tmp_path):  # noqa: F811  (pytest injects the imported moto fixture by name)
     import os
     import subprocess
     import sys

@@ -633,7 +633,7 @@ def lsh_params(items: DataFrame, queries: DataFrame, k: int, target_recall: floa
         pairs, i_names = _bucket_columns(models, pairs, "_if")
         firsts = [F.struct(F.lit(g).alias("_g"), F.array_position(
             F.zip_with(F.col(qn), F.col(in_), lambda a, b: a == b), True).alias("_pos"))
-            for g, (qn, in_) in enumerate(zip(q_names, i_names))]
+            for g, (qn, in_) in enumerate(zip(q_names, i_names, strict=True))]
         first = (pairs.select("_q", F.inline(F.array(*firsts)))
                  .select("_q", "_g", F.when(F.col("_pos") == 0, F.lit(n_tables))
                          .otherwise(F.col("_pos") - 1).cast("int").alias("_first")))

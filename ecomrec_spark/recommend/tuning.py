@@ -68,7 +68,7 @@ def als_grid(grid: Mapping[str, Sequence[float]]) -> list[dict[str, Any]]:
     missing = [key for key in ALS_KEYS if not grid.get(key)]
     if missing:
         raise ValueError(f"als grid lacks values for {missing}; expected lists for {ALS_KEYS}")
-    return [dict(zip(ALS_KEYS, combo)) for combo in itertools.product(*(grid[key] for key in ALS_KEYS))]
+    return [dict(zip(ALS_KEYS, combo, strict=True)) for combo in itertools.product(*(grid[key] for key in ALS_KEYS))]
 
 
 def tune_ease(interactions: DataFrame, truth: DataFrame, rc: Mapping[str, Any], exclude_seen: bool

@@ -397,7 +397,7 @@ def markdown_report(version: str, summary: Mapping[str, Any], per_target: Mappin
                 "|---|---|" + "---|" * len(res["results"][0]["precision"])]
         for r in res["results"]:
             out.append(f"| {r['model']} | {r['class_weights']} | " + " | ".join(
-                f"{p:.3f} / {rc:.3f}" for p, rc in zip(r["precision"], r["recall"])) + " |")
+                f"{p:.3f} / {rc:.3f}" for p, rc in zip(r["precision"], r["recall"], strict=True)) + " |")
         out += ["", "Confusion matrices (rows = true class, columns = predicted):", ""]
         for r in res["results"]:
             out.append(f"- {r['model']} ({r['class_weights']}): `{r['confusion']}`")

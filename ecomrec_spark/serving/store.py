@@ -17,6 +17,7 @@ old or the new version whole.  Nothing here imports Spark: the API process uses 
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import sqlite3
@@ -297,7 +298,7 @@ class DynamoStore:
         table = self._table(self.versions_table)
         items, kwargs = [], {}
         while True:  # a handful of version records; Scan pages through them
-            page = self._call(lambda: table.scan(**kwargs))
+            page = self._call(functools.partial(table.scan, **kwargs))
             items += page.get("Items", [])
             if "LastEvaluatedKey" not in page:
                 break
