@@ -98,7 +98,7 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -186,7 +186,7 @@ def _check_local_master(spark: SparkSession) -> None:
                          f"(got spark.master={master}); run it with --set spark.master=local[*]")
 
 
-def _count_if(cond) -> F.Column:
+def _count_if(cond: F.Column) -> F.Column:
     return F.sum(F.when(cond, F.lit(1)).otherwise(F.lit(0))).cast("long")
 
 
@@ -326,7 +326,7 @@ def _write_all(spark: SparkSession, plan: Plan, core: DataFrame, olist: Path, ev
 
 
 @contextmanager
-def _conf(spark: SparkSession, settings: Mapping[str, str]):
+def _conf(spark: SparkSession, settings: Mapping[str, str]) -> Iterator[None]:
     """Set session settings for the duration of the block, then restore them."""
     old = {k: spark.conf.get(k, None) for k in settings}
     for k, v in settings.items():
@@ -334,11 +334,11 @@ def _conf(spark: SparkSession, settings: Mapping[str, str]):
     try:
         yield
     finally:
-        for k, v in old.items():
-            if v is None:
-                spark.conf.unset(k)
+        for key, was in old.items():
+            if was is None:
+                spark.conf.unset(key)
             else:
-                spark.conf.set(k, v)
+                spark.conf.set(key, was)
 
 
 def _build_summary(plan: Plan, c: dict[str, int], physical: dict[str, int], n_geo: int) -> dict[str, Any]:

@@ -35,6 +35,7 @@ from pyspark.ml import Pipeline, PipelineModel
 from pyspark.ml.feature import (
     IDF,
     BucketedRandomProjectionLSH,
+    BucketedRandomProjectionLSHModel,
     CountVectorizer,
     Normalizer,
     RegexTokenizer,
@@ -189,7 +190,7 @@ def _cosine(dist_col: str) -> Column:
     return F.lit(1.0) - F.col(dist_col) * F.col(dist_col) / F.lit(2.0)
 
 
-def _lsh(vectors: DataFrame, bucket_length: float, num_tables: int, seed: int):
+def _lsh(vectors: DataFrame, bucket_length: float, num_tables: int, seed: int) -> BucketedRandomProjectionLSHModel:
     return BucketedRandomProjectionLSH(inputCol=FEATURES, outputCol="_hashes", bucketLength=bucket_length,
                                        numHashTables=num_tables, seed=seed).fit(vectors)
 

@@ -90,7 +90,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -98,7 +98,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pyspark.ml.feature import BucketedRandomProjectionLSH
 from pyspark.ml.functions import vector_to_array
-from pyspark.sql import DataFrame, Window
+from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql.types import DoubleType, IntegerType, StringType, StructField, StructType
 
@@ -216,7 +216,7 @@ def lsh_top_k(queries: DataFrame, items: DataFrame, k: int, bucket_length: float
 # ================================================================================================
 
 def collect_item_matrix(items: DataFrame, item_col: str = C.PRODUCT_ID, features_col: str = FEATURES,
-                        max_items: int = 200_000, dtype: str = "float32"):
+                        max_items: int = 200_000, dtype: str = "float32") -> tuple[pa.Array, np.ndarray]:
     """The item catalogue as ``(ids, matrix)`` on the driver, sorted by id.
 
     Parameters
@@ -265,7 +265,7 @@ def collect_item_matrix(items: DataFrame, item_col: str = C.PRODUCT_ID, features
     return ids, mat
 
 
-def _select(score, kk: int):
+def _select(score: np.ndarray, kk: int) -> np.ndarray:
     """Per row the ``kk`` column indices of smallest ``score``, ties straddling the cut kept by lowest index."""
     n = score.shape[1]
     if kk >= n:
@@ -279,7 +279,8 @@ def _select(score, kk: int):
     return part
 
 
-def _top_k_block(q64, aug, k: int, self_idx=None):
+def _top_k_block(q64: np.ndarray, aug: np.ndarray, k: int, self_idx: np.ndarray | None = None
+                 ) -> tuple[np.ndarray, np.ndarray]:
     """Exact top-k of a block of queries: ``(item_index, squared_distance)``, each ``(b, <=k)``.
 
     ``aug`` is the item matrix with ``|i|^2`` appended as a last column, so one
@@ -529,7 +530,7 @@ def _bucket_columns(models: Sequence[Any], df: DataFrame, vector_col: str) -> tu
 
 def _exploded_buckets(df: DataFrame, names: Sequence[str], keep: Sequence[str]) -> DataFrame:
     """``keep + (_g grid point, _t table, _b bucket)``: one row per grid point and table."""
-    def cell(g: int):
+    def cell(g: int) -> Callable[[Column, Column], Column]:
         return lambda b, t: F.struct(F.lit(g).alias("_g"), t.alias("_t"), b.alias("_b"))
 
     cells = F.flatten(F.array(*[F.transform(F.col(name), cell(g)) for g, name in enumerate(names)]))

@@ -34,7 +34,8 @@ class Tables:
     """Lazy, cached reads of the lake's tables; ``None`` for a table not written yet."""
 
     def __init__(self, spark: SparkSession, root: str) -> None:
-        self.spark, self.root, self._cache = spark, root, {}
+        self.spark, self.root = spark, root
+        self._cache: dict[tuple[str, str], DataFrame | None] = {}
 
     def get(self, layer: str, table: str) -> DataFrame | None:
         key = (layer, table)
