@@ -72,7 +72,7 @@ class Holder:
         if owner.get("host") != socket.gethostname():
             return False
         try:
-            os.kill(int(owner.get("pid")), 0)
+            os.kill(int(owner.get("pid")), 0)  # type: ignore[arg-type]  # None: TypeError, caught below
         except ProcessLookupError:
             return True
         except (PermissionError, TypeError, ValueError):  # alive under another user, or unreadable: not provably dead
@@ -260,7 +260,7 @@ def acquire(backend: Backend, command: str, break_lock: bool = False, ttl: float
             heartbeat: float = HEARTBEAT_SECONDS, run_id: str | None = None) -> Lease:
     """Take the lease or raise :class:`LeaseHeld` naming the holder (see the module notes for the rules)."""
     now = time.time()
-    doc = {"owner": {"host": socket.gethostname(), "pid": os.getpid(), "run_id": run_id or uuid.uuid4().hex[:12],
+    doc: dict[str, Any] = {"owner": {"host": socket.gethostname(), "pid": os.getpid(), "run_id": run_id or uuid.uuid4().hex[:12],
                      "command": command},
            "acquired_at": now, "heartbeat_at": now, "expires_at": now + ttl}
     for _ in range(3):  # a holder that vanishes between our create and our read: try again

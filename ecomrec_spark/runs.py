@@ -125,6 +125,7 @@ def wrote(spark: SparkSession, lake: str, layer: str, table: str, path: str) -> 
     from delta.tables import DeltaTable
 
     last = DeltaTable.forPath(spark, path).history(1).select("version", "userMetadata").first()
+    assert last is not None, "a Delta table that was just written has at least one commit"
     if last["userMetadata"] != run.stamp():
         raise ForeignCommit(f"{path}: its newest commit (version {last['version']}, {last['userMetadata']!r}) is not "
                             f"this run's ({run.stamp()}): another writer committed while {run.stage} ran. Nothing "

@@ -90,7 +90,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -244,7 +244,7 @@ def collect_item_matrix(items: DataFrame, item_col: str = C.PRODUCT_ID, features
     --------
     >>> ids, mat = collect_item_matrix(products, max_items=100_000)   # doctest: +SKIP
     """
-    prep = _prepared(items, item_col, features_col).select("_id", vector_to_array("_f", dtype).alias("_v"))
+    prep = _prepared(items, item_col, features_col).select("_id", vector_to_array(F.col("_f"), dtype).alias("_v"))
     table = prep.limit(int(max_items) + 1).toArrow()  # the catalogue itself: a model, not row-level data
     if table.num_rows > max_items:
         raise ValueError(
@@ -368,7 +368,7 @@ def exact_top_k(queries: DataFrame, items: DataFrame, k: int, block_rows: int = 
     k_out, dim = int(k), mat.shape[1]
     out_names = [q_out, i_out, distance_col, similarity_col, rank_col]
 
-    def score_batches(batches: Iterator[Any]) -> Iterator[Any]:
+    def score_batches(batches: Iterable[Any]) -> Iterator[Any]:
         import numpy as np
         import pyarrow as pa
         import pyarrow.compute as pc
@@ -402,7 +402,7 @@ def exact_top_k(queries: DataFrame, items: DataFrame, k: int, block_rows: int = 
                     pa.array(np.sqrt(d2)), pa.array(1.0 - d2 / 2.0), pa.array(rank, pa.int32()),
                 ], names=out_names)
 
-    prep = _prepared(queries, query_col, features_col).select("_id", vector_to_array("_f").alias("_v"))
+    prep = _prepared(queries, query_col, features_col).select("_id", vector_to_array(F.col("_f")).alias("_v"))
     return prep.mapInArrow(score_batches, schema)
 
 
@@ -440,7 +440,7 @@ def exact_top_k_few_queries(queries: DataFrame, items: DataFrame, k: int, *, max
     block = max(1, (int(score_budget_mb) << 20) // (8 * n_q))  # items per multiply: score + a boolean pass
     bc = spark.sparkContext.broadcast({"ids": q_ids, "q": q_mat})
 
-    def top_per_batch(batches: Iterator[Any]) -> Iterator[Any]:
+    def top_per_batch(batches: Iterable[Any]) -> Iterator[Any]:
         import numpy as np
         import pyarrow as pa
         import pyarrow.compute as pc
@@ -471,7 +471,7 @@ def exact_top_k_few_queries(queries: DataFrame, items: DataFrame, k: int, *, max
                     pa.array(np.maximum(d2.ravel()[keep], 0.0)),
                 ], names=["_q", "_i", "_d2"])
 
-    prep = _prepared(items, item_col, features_col).select("_id", vector_to_array("_f", "float32").alias("_v"))
+    prep = _prepared(items, item_col, features_col).select("_id", vector_to_array(F.col("_f"), "float32").alias("_v"))
     partial = prep.mapInArrow(top_per_batch, "_q string, _i string, _d2 double")
     w = Window.partitionBy("_q").orderBy(F.col("_d2").asc(), F.col("_i").asc())
     return (partial.withColumn("_r", F.row_number().over(w)).where(F.col("_r") <= F.lit(k_out))
@@ -612,7 +612,7 @@ def lsh_params(items: DataFrame, queries: DataFrame, k: int, target_recall: floa
         if not stats["n"]:
             raise ValueError("no neighbours in the sample (too few items?)")
         d_med, d_max, n_eval = float(stats["med"]), float(stats["mx"]), int(stats["n"])
-        shape = i_prep.agg(F.count(F.lit(1)).alias("n"), F.max(F.size(vector_to_array("_f"))).alias("dim")).collect()[0]
+        shape = i_prep.agg(F.count(F.lit(1)).alias("n"), F.max(F.size(vector_to_array(F.col("_f")))).alias("dim")).collect()[0]
         n_items, dim = int(shape["n"]), int(shape["dim"])
         threshold = d_max * (1.0 + threshold_margin) + 1e-9
         if d_max < MAX_DISTANCE:

@@ -107,7 +107,9 @@ def before(inputs: M.Inputs, cutoff: dt.datetime) -> M.Inputs:
 
 def data_end(inputs: M.Inputs) -> dt.datetime:
     """The last purchase time (one aggregate row)."""
-    end = purchases(inputs.lines).agg(F.max(TS)).first()[0]
+    row = purchases(inputs.lines).agg(F.max(TS)).first()
+    assert row is not None, "an aggregate without groupBy returns exactly one row"
+    end = row[0]
     if end is None:
         raise ValueError("no purchases with a customer id in the order lines: nothing to recommend from")
     return end

@@ -248,7 +248,7 @@ def behaviour(t: Tables) -> Section:
                                      {"customers": _col(hist, "count")}), "no purchases per customer"))
     if charts:
         s.charts(*charts)
-    counts = [(n, t.insight(n).count() if t.insight(n) is not None else None) for n in (
+    counts = [(n, None if (df := t.insight(n)) is None else df.count()) for n in (
         "daily_category_counts", "views_by_date", "purchases_by_date", "users_per_date", "purchases_per_customer",
         "purchases_by_category", "product_views_by_category_day")]
     s.blocks.append(table(["table (ecomrec.insights_…)", "rows"], counts, "The seven behaviour tables"))

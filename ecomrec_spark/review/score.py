@@ -44,7 +44,7 @@ def validate_product_id(product_id: str) -> str:
 def _probabilities(model: PipelineModel, rows: DataFrame, n_classes: int, prefix: str) -> DataFrame:
     from pyspark.ml.functions import vector_to_array
 
-    out = model.transform(rows).withColumn("_p", vector_to_array("probability"))
+    out = model.transform(rows).withColumn("_p", vector_to_array(F.col("probability")))
     return out.select(C.ORDER_ID, *[F.col("_p")[k].alias(f"{prefix}{k + 1}") for k in range(n_classes)])
 
 

@@ -23,7 +23,7 @@ import logging
 import time
 from collections.abc import Mapping, Sequence
 from multiprocessing.pool import ThreadPool
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from pyspark import inheritable_thread_target
@@ -104,7 +104,7 @@ class TimeTrainValidationSplit(TrainValidationSplit):
     def _fit(self, dataset: DataFrame) -> TrainValidationSplitModel:
         est = self.getOrDefault(self.estimator)
         epm = self.getOrDefault(self.estimatorParamMaps)
-        eva = self.getOrDefault(self.evaluator)
+        eva: Any = self.getOrDefault(self.evaluator)  # an Evaluator with getMetricName (the multiclass one)
         validation = dataset.where(F.col(self.getOrDefault(self.validationCol))).cache()
         tasks = map(inheritable_thread_target(dataset.sparkSession),
                     _parallelFitTasks(est, dataset, eva, validation, epm, True))
@@ -186,7 +186,7 @@ def baseline_estimator(name: str, label_col: str, n_classes: int, features: Sequ
         lr = LogisticRegression(featuresCol=FEATURES_COL, labelCol=label_col, maxIter=200, regParam=1e-4)
         return Pipeline(stages=[*idx, ohe, asm, lr])
     asm = VectorAssembler(inputCols=assembled_names(features, categorical), outputCol=FEATURES_COL, handleInvalid="keep")
-    common = dict(featuresCol=FEATURES_COL, labelCol=label_col, maxBins=MAX_BINS, seed=seed)
+    common: dict[str, Any] = dict(featuresCol=FEATURES_COL, labelCol=label_col, maxBins=MAX_BINS, seed=seed)
     if name == "decision_tree":
         clf: Any = DecisionTreeClassifier(maxDepth=6, **common)
     elif name == "random_forest":
@@ -214,7 +214,8 @@ def majority_predictions(train: DataFrame, test: DataFrame, label_col: str, n_cl
 
 def gain_importance(model: PipelineModel, names: Sequence[str]) -> dict[str, float]:
     """XGBoost gain importance per feature name (0 for a feature never split on)."""
-    booster = model.stages[-1].get_booster()
+    xgb: Any = model.stages[-1]  # the fitted SparkXGBClassifierModel
+    booster = xgb.get_booster()
     raw = booster.get_score(importance_type="gain")
     out = {n: 0.0 for n in names}
     for key, value in raw.items():
@@ -292,8 +293,9 @@ def train_target(spark: SparkSession, rows: DataFrame, target: str, rcfg: Mappin
     best_i = int(np.argmax(tuned.validationMetrics) if evaluator.isLargerBetter() else np.argmin(tuned.validationMetrics))
     best_map = grid[best_i] if grid else {}
     best_params = {p.name: v for p, v in best_map.items()}
-    best: PipelineModel = tuned.bestModel
-    booster = best.stages[-1].get_booster()
+    best = cast(PipelineModel, tuned.bestModel)
+    fitted_xgb: Any = best.stages[-1]  # the fitted SparkXGBClassifierModel
+    booster = fitted_xgb.get_booster()
     best_iteration = getattr(booster, "best_iteration", None)
     label_w = "weighted" if weighted else "unweighted"
     results = [_metric_row("xgboost_tuned", label_w, evaluate(best.transform(test), label, k), tune_seconds,
@@ -324,7 +326,9 @@ def train_target(spark: SparkSession, rows: DataFrame, target: str, rcfg: Mappin
     if truth is not None:
         pred, maxp = bayes_predictions(test, truth, target)
         m = evaluate(pred, label, k)
-        expected = pred.agg(F.avg(maxp)).first()[0]
+        first = pred.agg(F.avg(maxp)).first()
+        assert first is not None, "an aggregate without groupBy returns exactly one row"
+        expected = first[0]
         bayes = {**m, "expected_accuracy": expected}
         results.append(_metric_row("bayes_optimal", "-", m, None, {"expected_accuracy": expected}))
     importance = gain_importance(best, assembled_names(D.FEATURES, D.CATEGORICAL))

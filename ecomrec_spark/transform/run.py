@@ -37,7 +37,12 @@ def build_silver(spark: SparkSession, cfg: Mapping[str, Any]) -> dict[str, DataF
     """Canonical silver frames (not yet written) from the bronze tables of every source."""
     root = cfg["paths"]["lake"]
     sources = cfg.get("ingest", {}).get("sources", ["olist"])
-    bronze = lambda t: finished_slices(spark, root, t)  # noqa: E731  (only files whose ingest finished, balanced)
+
+    def bronze(t: str) -> DataFrame:  # only files whose ingest finished, balanced
+        rows = finished_slices(spark, root, t)
+        assert rows is not None, "required=True (the default) raises on a missing table"
+        return rows
+
     lines, products, customers, reviews, rejects, returns, evts, sellers, payments = ([] for _ in range(9))
 
     if "olist" in sources:
