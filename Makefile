@@ -1,6 +1,7 @@
 # Two commands set everything up from nothing: a .venv, the project, Delta's jars.
 #   make demo   generate a data set, run the whole pipeline, print where the tables and the report are
 #   make test   run the test suite
+#   make lint   ruff (style, imports, bugbear, pyupgrade) and mypy (the library)
 #   make serve  the online API and page (ecomrec serve) on the demo's serving store, http://127.0.0.1:8000/
 SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
@@ -10,11 +11,12 @@ STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 JARS := .cache/jars/spark-local.conf
 S3A_JARS := .cache/jars/spark-local-s3a.conf
 
-.PHONY: demo test serve setup jars jars-s3a java clean-lake help
+.PHONY: demo test lint serve setup jars jars-s3a java clean-lake help
 
 help:
 	@echo "make demo   - generate data, run the whole pipeline, print the tables and the report path"
 	@echo "make test   - run the test suite"
+	@echo "make lint   - ruff on the code, tests, jobs and bench; mypy on the library"
 	@echo "make serve  - start the API and page on the demo's serving store (http://127.0.0.1:8000/)"
 
 java:
@@ -50,6 +52,9 @@ demo: jars
 
 test: jars jars-s3a
 	$(PY) -m pytest
+
+lint: setup
+	$(VENV)/bin/ruff check ecomrec_spark tests jobs bench && $(VENV)/bin/mypy ecomrec_spark
 
 # the install only, not `setup`: the API needs no Java, it reads only the serving store (`make demo` publishes it)
 serve: $(STAMP)

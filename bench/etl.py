@@ -64,8 +64,9 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:  # `python bench/etl.py` from anywhere
@@ -501,7 +502,7 @@ def _rank_offsets(pd_rep: Mapping[str, Any], spark_q: Mapping[str, list[float]])
             continue
         vals = v_sorted[starts[g]:starts[g] + n]
         off_any = False
-        for q, v in zip((0.25, 0.75), spark_q[name]):
+        for q, v in zip((0.25, 0.75), spark_q[name], strict=True):
             target = max(math.ceil(q * n), 1)
             lo = int(np.searchsorted(vals, v, "left")) + 1
             hi = int(np.searchsorted(vals, v, "right"))
@@ -1060,7 +1061,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     sizes, t_start = _sizes(args.sizes), time.perf_counter()
     exe = os.path.relpath(sys.executable, Path.cwd()) if sys.executable.startswith(str(REPO_ROOT)) else sys.executable
-    meta = {"date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+    meta = {"date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
             "command": shlex.join([exe, *sys.argv]), "machine": machine_info(), "versions": versions()}
     log.info("machine: %s", meta["machine"])
     log.info("versions: %s", meta["versions"])

@@ -51,8 +51,9 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:  # `python bench/knn.py` from anywhere
@@ -347,7 +348,7 @@ def _k(n: int) -> str:
 
 def fit_power(xs: Sequence[float], ys: Sequence[float]) -> tuple[float, float] | None:
     """Least-squares ``y = c * x**b`` on log-log axes: ``(c, b)``, or None with fewer than 2 usable points."""
-    pts = [(math.log(x), math.log(y)) for x, y in zip(xs, ys) if x > 0 and y > 0]
+    pts = [(math.log(x), math.log(y)) for x, y in zip(xs, ys, strict=True) if x > 0 and y > 0]
     if len(pts) < 2 or len({p[0] for p in pts}) < 2:
         return None
     mx, my = sum(p[0] for p in pts) / len(pts), sum(p[1] for p in pts) / len(pts)
@@ -360,7 +361,7 @@ def fit_affine(xs: Sequence[float], ys: Sequence[float]) -> tuple[float, float] 
     if len(xs) < 2 or len(set(xs)) < 2:
         return None
     mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
-    b = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sum((x - mx) ** 2 for x in xs)
+    b = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sum((x - mx) ** 2 for x in xs)
     return my - b * mx, b
 
 
@@ -565,7 +566,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         write_markdown(Path(a.out), render(saved["meta"], saved["runs"], saved["gen"], a))
         return 0
     exe = os.path.relpath(sys.executable, Path.cwd()) if sys.executable.startswith(str(REPO_ROOT)) else sys.executable
-    meta = {"date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+    meta = {"date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
             "command": shlex.join([exe, *sys.argv]), "machine": machine_info(), "versions": versions()}
     gen = _spawn("generate", a.sizes, a)["inputs"]
     runs = []

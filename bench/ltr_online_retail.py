@@ -121,9 +121,7 @@ def main() -> int:
     ap.add_argument("--cut", default="2011-06-01", help="first held-back day (YYYY-MM-DD)")
     args = ap.parse_args()
 
-    import pandas as pd
     from bench.sections import machine_line, write_section
-
     from ecomrec_spark import lake as lk
     from ecomrec_spark.config import load_config
     from ecomrec_spark.ingest.run import ingest

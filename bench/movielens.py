@@ -53,8 +53,9 @@ import math
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:  # `python bench/movielens.py` from anywhere
@@ -595,7 +596,7 @@ def main(argv: list[str] | None = None) -> int:
                    if item_split else []}
     for r in final + (item_split or []):
         r.pop("per_user_ndcg", None)
-    res = {"comparisons": comparisons, "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+    res = {"comparisons": comparisons, "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
            "command": ".venv/bin/python bench/movielens.py" + (" --quick" if a.quick else "")
            + (f" --out {a.out}" if a.out else "") + (" --no-item-split" if a.no_item_split else "")
            + (f" --only {','.join(only)}" if set(only) != set(FAMILIES) else ""),

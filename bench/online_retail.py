@@ -28,7 +28,6 @@ OUT = REPO / "bench" / "out" / "online_retail"
 
 def main() -> int:
     from bench.sections import machine_line, write_section
-
     from ecomrec_spark.config import load_config
     from ecomrec_spark.ingest.run import ingest
     from ecomrec_spark.recommend.evaluate import evaluate, markdown_table

@@ -31,8 +31,9 @@ from __future__ import annotations
 import logging
 import re
 import time
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
 
@@ -367,7 +368,7 @@ def register_local(spark: SparkSession, lake: str, database: str = DEFAULT_DATAB
     statements = ddl_statements(spark, lake, database, flavour="spark", tables=tables)
     spark.sql(statements[0])
     registered: list[str] = []
-    for (name, _layer, _table, path), stmt in zip(_named(tables), statements[1:]):
+    for (name, _layer, _table, path), stmt in zip(_named(tables), statements[1:], strict=True):
         want = _qualified(spark, path)
         have = _registered_location(spark, database, name)
         if have is not None and have.rstrip("/") != want.rstrip("/"):

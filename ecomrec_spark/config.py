@@ -10,8 +10,9 @@ import copy
 import datetime as _dt
 import os
 import re
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import yaml
 
@@ -451,7 +452,7 @@ def _check_review(r: Mapping[str, Any]) -> None:
     _check_xgb_grid(r.get("grid") or {}, bad, "grid")
 
 
-_XGB_GRID_RULES = {"max_depth": (int, 1, 20), "n_estimators": (int, 1, 10000), "learning_rate": (_NUM, 1e-6, 1.0),
+_XGB_GRID_RULES: dict[str, tuple[Any, float, float]] = {"max_depth": (int, 1, 20), "n_estimators": (int, 1, 10000), "learning_rate": (_NUM, 1e-6, 1.0),
                    "min_child_weight": (_NUM, 0.0, 1e6), "subsample": (_NUM, 1e-6, 1.0)}
 
 

@@ -11,7 +11,7 @@ gets the version of the last complete stage that wrote it.
 from __future__ import annotations
 
 import logging
-from typing import Iterable
+from collections.abc import Iterable
 
 from pyspark.sql import DataFrame, SparkSession
 

@@ -36,10 +36,11 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Protocol
+from typing import Any, Protocol
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +72,7 @@ class Holder:
         if owner.get("host") != socket.gethostname():
             return False
         try:
-            os.kill(int(owner.get("pid")), 0)
+            os.kill(int(owner.get("pid")), 0)  # type: ignore[arg-type]  # None: TypeError, caught below
         except ProcessLookupError:
             return True
         except (PermissionError, TypeError, ValueError):  # alive under another user, or unreadable: not provably dead
@@ -259,7 +260,7 @@ def acquire(backend: Backend, command: str, break_lock: bool = False, ttl: float
             heartbeat: float = HEARTBEAT_SECONDS, run_id: str | None = None) -> Lease:
     """Take the lease or raise :class:`LeaseHeld` naming the holder (see the module notes for the rules)."""
     now = time.time()
-    doc = {"owner": {"host": socket.gethostname(), "pid": os.getpid(), "run_id": run_id or uuid.uuid4().hex[:12],
+    doc: dict[str, Any] = {"owner": {"host": socket.gethostname(), "pid": os.getpid(), "run_id": run_id or uuid.uuid4().hex[:12],
                      "command": command},
            "acquired_at": now, "heartbeat_at": now, "expires_at": now + ttl}
     for _ in range(3):  # a holder that vanishes between our create and our read: try again

@@ -33,7 +33,8 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, Collection, Iterator
+from collections.abc import Collection, Iterator
+from typing import Any
 
 from pyspark.sql import SparkSession
 
@@ -200,7 +201,8 @@ def check_stage(spark: SparkSession, path: str, sql_statements: Collection[str] 
         if key in FORBIDDEN_KEYS or (key in NULL_PARAMS and value is not None):
             raise UnsafeModelError(f"{path}/metadata carries {key!r}, which xgboost.spark would unpickle or load; "
                                    "this project never saves one, so the model is refused before anything runs")
-    params = meta.get("paramMap") if isinstance(meta.get("paramMap"), dict) else {}
+    param_map = meta.get("paramMap")
+    params: dict[str, Any] = param_map if isinstance(param_map, dict) else {}
     if cls == SQL_TRANSFORMER and params.get("statement") not in set(sql_statements):
         raise UnsafeModelError(f"{path} holds the SQL {str(params.get('statement'))[:200]!r}, which is not one "
                                "this code builds; refusing to run it")

@@ -28,7 +28,8 @@ import hashlib
 import json
 import logging
 import subprocess
-from typing import Any, Collection, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
+from typing import Any
 
 from pyspark.sql import SparkSession
 
@@ -71,7 +72,7 @@ def code_version() -> dict[str, Any]:
 
 def new_version(fingerprint: Mapping[str, Any], now: dt.datetime | None = None) -> str:
     """``YYYYmmddTHHMMSSZ-<7 hex>``: UTC time plus a short hash of what defines the model."""
-    now = now or dt.datetime.now(dt.timezone.utc)
+    now = now or dt.datetime.now(dt.UTC)
     digest = hashlib.sha1(json.dumps(fingerprint, sort_keys=True, default=str).encode()).hexdigest()[:7]
     return f"{now:%Y%m%dT%H%M%SZ}-{digest}"
 

@@ -31,9 +31,10 @@ import logging
 import os
 import time
 import uuid
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # the CLI makes run ids before (and without) Spark
     from pyspark.sql import SparkSession
@@ -71,7 +72,7 @@ class Run:
     pins: dict[str, int]              # "layer/table" -> version of the last complete stage that wrote it
     written: dict[str, int] = field(default_factory=dict)
     commits: int = 0
-    started_at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc).replace(tzinfo=None))
+    started_at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC).replace(tzinfo=None))
 
     def stamp(self) -> str:
         return json.dumps({"run_id": self.run_id, "stage": self.stage}, sort_keys=True)
@@ -124,6 +125,7 @@ def wrote(spark: SparkSession, lake: str, layer: str, table: str, path: str) -> 
     from delta.tables import DeltaTable
 
     last = DeltaTable.forPath(spark, path).history(1).select("version", "userMetadata").first()
+    assert last is not None, "a Delta table that was just written has at least one commit"
     if last["userMetadata"] != run.stamp():
         raise ForeignCommit(f"{path}: its newest commit (version {last['version']}, {last['userMetadata']!r}) is not "
                             f"this run's ({run.stamp()}): another writer committed while {run.stage} ran. Nothing "
@@ -139,7 +141,7 @@ def wrote(spark: SparkSession, lake: str, layer: str, table: str, path: str) -> 
 def _append_manifest(spark: SparkSession, run: Run) -> None:
     from ecomrec_spark import lake as lk
 
-    finished = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    finished = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     row = spark.createDataFrame([(run.run_id, run.stage, run.started_at, finished, dict(run.written))],
                                 MANIFEST_SCHEMA)
     (row.write.format("delta").mode("append").option("mergeSchema", "true")

@@ -34,11 +34,15 @@ import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
 
 from ecomrec_spark.config import ConfigError
+
+if TYPE_CHECKING:  # pyspark is imported where a session is built, not with this module
+    from pyspark.sql import SparkSession
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +134,7 @@ def cached_jars(cache: Path, packages: list[str]) -> list[str] | None:
     return jars if jars and all(Path(j).is_file() for j in jars) else None
 
 
-def _resolved_jars(spark, cache: Path) -> list[str]:
+def _resolved_jars(spark: SparkSession, cache: Path) -> list[str]:
     """The jars Ivy resolved for this session (spark-submit lists them in ``spark.jars``)."""
     ivy_jars = (cache / "ivy" / "jars").resolve()
     listed = spark.sparkContext.getConf().get("spark.jars", "") or ""
@@ -171,7 +175,7 @@ def session_conf(cfg: Mapping[str, Any]) -> dict[str, str]:
 
 
 def build_session(cfg: Mapping[str, Any], app_name: str | None = None, extra_conf: Mapping[str, str] | None = None,
-                  s3a: bool | None = None):
+                  s3a: bool | None = None) -> SparkSession:
     """Build (or reuse) the configured SparkSession.
 
     Parameters
@@ -234,11 +238,13 @@ def build_session(cfg: Mapping[str, Any], app_name: str | None = None, extra_con
     return spark
 
 
-def _check_delta(spark, cache: Path) -> None:
+def _check_delta(spark: SparkSession, cache: Path) -> None:
     from py4j.java_gateway import JavaClass
 
+    from ecomrec_spark.storage import jvm
+
     # py4j resolves through Spark's own class loader; an unknown class comes back as a package
-    if not isinstance(spark._jvm.io.delta.tables.DeltaTable, JavaClass):
+    if not isinstance(jvm(spark).io.delta.tables.DeltaTable, JavaClass):
         raise ConfigError(
             "Delta Lake is not on Spark's classpath. Locally run `make jars`, then "
             f"spark-submit --properties-file {cache / 'spark-local.conf'} jobs/<job>.py ...; "
@@ -246,10 +252,12 @@ def _check_delta(spark, cache: Path) -> None:
         ) from None
 
 
-def _check_s3a(spark, cache: Path) -> None:
+def _check_s3a(spark: SparkSession, cache: Path) -> None:
     from py4j.java_gateway import JavaClass
 
-    if not isinstance(spark._jvm.org.apache.hadoop.fs.s3a.S3AFileSystem, JavaClass):
+    from ecomrec_spark.storage import jvm
+
+    if not isinstance(jvm(spark).org.apache.hadoop.fs.s3a.S3AFileSystem, JavaClass):
         raise ConfigError(
             "hadoop-aws is not on Spark's classpath, so s3a:// paths cannot be read. Locally run `make jars-s3a`, then "
             f"spark-submit --properties-file {cache / 'spark-local-s3a.conf'} jobs/<job>.py ...; "

@@ -5,12 +5,21 @@ Only for small things (headers, pointers, metadata, reports); tables go through 
 
 from __future__ import annotations
 
+from typing import Any
+
 from pyspark.sql import SparkSession
 
 
-def hadoop_fs(spark: SparkSession, uri: str):
+def jvm(spark: SparkSession) -> Any:
+    """The session's py4j view of the JVM (a classic session always has one; Spark Connect has none)."""
+    view = spark._jvm
+    assert view is not None, "a classic SparkSession (not Spark Connect) is needed for Hadoop file I/O"
+    return view
+
+
+def hadoop_fs(spark: SparkSession, uri: str) -> tuple[Any, Any]:
     """``(path, filesystem)`` of a URI, from Spark's Hadoop configuration."""
-    path = spark._jvm.org.apache.hadoop.fs.Path(uri)
+    path = jvm(spark).org.apache.hadoop.fs.Path(uri)
     return path, path.getFileSystem(spark._jsc.hadoopConfiguration())
 
 
@@ -36,7 +45,7 @@ def read_text(spark: SparkSession, uri: str) -> str:
         raise FileNotFoundError(f"{uri} does not exist")
     stream = fs.open(path)
     try:
-        data = spark._jvm.org.apache.commons.io.IOUtils.toByteArray(stream)
+        data = jvm(spark).org.apache.commons.io.IOUtils.toByteArray(stream)
     finally:
         stream.close()
     return bytes(data).decode("utf-8")
@@ -75,6 +84,6 @@ def sha256_hex(spark: SparkSession, uri: str) -> str:
     path, fs = hadoop_fs(spark, uri)
     stream = fs.open(path)
     try:
-        return str(spark._jvm.org.apache.commons.codec.digest.DigestUtils.sha256Hex(stream))
+        return str(jvm(spark).org.apache.commons.codec.digest.DigestUtils.sha256Hex(stream))
     finally:
         stream.close()

@@ -395,7 +395,7 @@ def test_variant_assignment_is_stable_and_follows_the_weights():
     for name, weight in (("a", 0.2), ("b", 0.3), ("c", 0.5)):
         assert abs(shares[name] / len(ids) - weight) <= 0.03, shares
     other_salt = [name_in(c, vs, "another-salt") for c in ids]
-    assert sum(x != y for x, y in zip(first, other_salt)) > 3000  # a new salt reshuffles customers
+    assert sum(x != y for x, y in zip(first, other_salt, strict=True)) > 3000  # a new salt reshuffles customers
     assert 0 <= bucket("C1", SALT) < 1 and bucket("C1", SALT) == bucket("C1", SALT)
     assert assign("C1", (), SALT) is None
 

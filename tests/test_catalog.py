@@ -224,7 +224,7 @@ def _athena_statement(name: str, layer: str, table: str) -> str:
 def test_athena_ddl(spark, tiny_lake, tmp_path):
     text = cat.athena_ddl(spark, tiny_lake, s3_lake="s3://bucket/lake/")
     assert cat.split_statements(text) == ["CREATE DATABASE IF NOT EXISTS ecomrec"] + [
-        _athena_statement(n, layer, t) for n, (layer, t) in zip(EXPECTED_NAMES, EXPECTED_TABLES)]
+        _athena_statement(n, layer, t) for n, (layer, t) in zip(EXPECTED_NAMES, EXPECTED_TABLES, strict=True)]
     assert len(re.findall(r"CREATE EXTERNAL TABLE", text)) == len(EXPECTED_TABLES)
     assert all("(" not in s.split("TBLPROPERTIES")[0] for s in cat.split_statements(text))  # no column list
     # an s3a:// lake is rendered as s3:// without a separate prefix

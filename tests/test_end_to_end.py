@@ -270,7 +270,7 @@ def test_two_ingests_started_together_one_is_refused_and_the_tables_stay_whole(s
         new_file.unlink()
     codes = sorted(p.returncode for p in procs)
     assert codes == [0, LEASE_HELD_EXIT], [o[1][-2000:] for o in outs]
-    refused = next(err for p, (_, err) in zip(procs, outs) if p.returncode == LEASE_HELD_EXIT)
+    refused = next(err for p, (_, err) in zip(procs, outs, strict=True) if p.returncode == LEASE_HELD_EXIT)
     assert "lake busy: the lake is being written by another run" in refused and "`ecomrec ingest` (run " in refused
     assert "Traceback" not in refused
     assert not (lake_dir / "_writer_lease.json").exists()  # the winner gave it back

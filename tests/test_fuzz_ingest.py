@@ -261,7 +261,7 @@ class Campaign:
             rng.shuffle(eols)
             if self.multiline:  # the header's CRLF is what the reader then expects everywhere; an LF follows
                 eols[0], eols[1] = b"\r\n", b"\n"
-            data = b"".join(r + e for r, e in zip(self.records(), eols))
+            data = b"".join(r + e for r, e in zip(self.records(), eols, strict=True))
             if self.multiline:  # the multi-line reader takes the first line's ending as the only one: records merge
                 self.add("mixed_crlf_lf", data, "unbalanced", reason="reconciliation failed")
             else:

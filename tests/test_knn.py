@@ -7,13 +7,12 @@ import time
 
 import numpy as np
 import pytest
-from pyspark.ml.linalg import Vectors
 from pyspark.ml.functions import array_to_vector
+from pyspark.ml.linalg import Vectors
 from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
-from ecomrec_spark.recommend.knn import (exact_top_k, exact_top_k_few_queries, lsh_params, lsh_top_k,
-                                         recall_at_k)
+from ecomrec_spark.recommend.knn import exact_top_k, exact_top_k_few_queries, lsh_params, lsh_top_k, recall_at_k
 
 
 def _unit(deg: float) -> list[float]:
@@ -87,8 +86,8 @@ def test_exact_matches_numpy_brute_force(spark):
     q = (q / np.linalg.norm(q, axis=1, keepdims=True)).astype(np.float32).astype(np.float64)
     it = (it / np.linalg.norm(it, axis=1, keepdims=True)).astype(np.float32).astype(np.float64)
     qids, iids = [f"c{i:03d}" for i in range(len(q))], [f"p{j:03d}" for j in range(len(it))]
-    queries = _frame(spark, "customer_id", zip(qids, q.tolist()))
-    items = _frame(spark, "product_id", zip(iids, it.tolist()))
+    queries = _frame(spark, "customer_id", zip(qids, q.tolist(), strict=True))
+    items = _frame(spark, "product_id", zip(iids, it.tolist(), strict=True))
     out = exact_top_k(queries, items, 10, block_rows=7).collect()  # 7: several blocks per batch
     d = np.sqrt(((q[:, None, :] - it[None, :, :]) ** 2).sum(-1))
     expected = {qids[a]: [iids[j] for j in np.lexsort((np.arange(len(it)), d[a]))[:10]] for a in range(len(q))}

@@ -20,17 +20,16 @@ import pytest
 from pyspark.ml import PipelineModel
 from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
+from test_s3_end_to_end import BUCKET, REPO, s3  # noqa: F401  (the moto S3 server fixture)
+from test_s3_end_to_end import _keys as _s3_keys
 
 from ecomrec_spark import model_safety as safety
+from ecomrec_spark import model_store
 from ecomrec_spark.insights import sentiment as S
 from ecomrec_spark.recommend import ranker as R
 from ecomrec_spark.recommend.rank_features import LABEL, QID
 from ecomrec_spark.review import dataset as D
-from ecomrec_spark import model_store
 from ecomrec_spark.review.train import xgb_pipeline
-from test_s3_end_to_end import BUCKET, s3  # noqa: F401  (the moto S3 server fixture)
-from test_s3_end_to_end import REPO
-from test_s3_end_to_end import _keys as _s3_keys
 
 VERSION = "20260101T000000Z-abc1234"
 OTHER = "20260202T000000Z-def5678"
@@ -343,7 +342,7 @@ print("MODEL_S3A " + json.dumps(out), flush=True)
 """
 
 
-def test_manifest_on_s3a(s3, tmp_path):
+def test_manifest_on_s3a(s3, tmp_path):  # noqa: F811  (pytest injects the imported moto fixture by name)
     import os
     import subprocess
     import sys

@@ -65,7 +65,7 @@ def test_online_retail_through_the_column_mapping(spark, cfg, shared_data, lake)
     n_lines, n_returns, n_rejects = lines.count(), returns.count(), rejects.count()
     assert n_lines + n_returns + n_rejects == len(rows)  # nothing lost
     assert rejects.where(F.col("reason").startswith("duplicate")).count() == n_dups
-    uniq = [dict(zip(("InvoiceNo", "StockCode", "InvoiceDate", "Quantity", "UnitPrice", "CustomerID"), d)) for d in distinct]
+    uniq = [dict(zip(("InvoiceNo", "StockCode", "InvoiceDate", "Quantity", "UnitPrice", "CustomerID"), d, strict=True)) for d in distinct]
     non_product = sum(1 for r in uniq if r["StockCode"].strip().upper() in codes)
     assert rejects.where(F.col("reason").startswith("non-product code")).count() == non_product
     cancels = sum(1 for r in uniq if r["StockCode"].strip().upper() not in codes and int(r["Quantity"]) != 0

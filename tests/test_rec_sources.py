@@ -156,7 +156,7 @@ TEXT = {"C": ('Rich espresso roast, "smooth" coffee beans,\nperfect crema for my
 
 def write_amazon_csv(path) -> int:
     path.parent.mkdir(parents=True, exist_ok=True)
-    base = int(dt.datetime(2012, 1, 1, tzinfo=dt.timezone.utc).timestamp())
+    base = int(dt.datetime(2012, 1, 1, tzinfo=dt.UTC).timestamp())
     n = 0
     with open(path, "w", newline="") as f:
         w = csv.writer(f)

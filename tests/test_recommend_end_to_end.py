@@ -137,10 +137,10 @@ def test_blocked_products_and_category_filter(spark, run, tmp_path):
 
 
 def test_ranker_lists_name_their_generators_and_the_run_records_the_default(spark, run):
+    from ecomrec_spark import model_store
     from ecomrec_spark.recommend import ltr
     from ecomrec_spark.recommend import rank_features as RF
     from ecomrec_spark.recommend.candidates import LABELS
-    from ecomrec_spark import model_store
 
     cfg, built = run["cfg"], run["built"]
     recs = _gold(spark, run, "recommendations").where(F.col("model").isin("ltr", "ltr_new"))

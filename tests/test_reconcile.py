@@ -17,9 +17,16 @@ from pyspark.testing import assertDataFrameEqual
 from ecomrec_spark import lake as lk
 from ecomrec_spark.ingest.count import raw_counts
 from ecomrec_spark.ingest.files import RawFile
-from ecomrec_spark.ingest.run import (RECONCILIATION, HeaderCheck, IngestError, UnbalancedError, ingest, ingest_table,
-                                      reconciliation_rows)
-from ecomrec_spark.sources import amazon, events_api, olist
+from ecomrec_spark.ingest.run import (
+    RECONCILIATION,
+    HeaderCheck,
+    IngestError,
+    UnbalancedError,
+    ingest,
+    ingest_table,
+    reconciliation_rows,
+)
+from ecomrec_spark.sources import events_api, olist
 
 REPO = Path(__file__).resolve().parents[1]
 ITEMS = "order_id,order_item_id,product_id,seller_id,shipping_limit_date,price,freight_value"

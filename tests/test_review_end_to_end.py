@@ -12,10 +12,10 @@ import pytest
 from pyspark.sql import functions as F
 
 from ecomrec_spark import lake as lk
+from ecomrec_spark import model_store
 from ecomrec_spark.config import load_config
 from ecomrec_spark.generate.dataset import generate_dataset
 from ecomrec_spark.ingest.run import ingest
-from ecomrec_spark import model_store
 from ecomrec_spark.review.score import score_reviews
 from ecomrec_spark.review.train import train_review
 from ecomrec_spark.transform.run import transform

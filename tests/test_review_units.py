@@ -13,8 +13,8 @@ import pytest
 from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
-from ecomrec_spark.review import dataset as D
 from ecomrec_spark import model_store
+from ecomrec_spark.review import dataset as D
 from ecomrec_spark.review.metrics import evaluate, scores_from_confusion
 from ecomrec_spark.review.train import check_worker_slots, xgb_pipeline
 

@@ -260,5 +260,7 @@ def render_iam(settings: Mapping[str, Any], account: str, iam_dir: Path = IAM_DI
     statement = serving_statement(serving, s["region"], account)
     if statement is not None:
         docs["job-role-policy.json"]["Statement"].append(statement)
-        docs["api-role-policy.json"] = api_role_policy(serving, s, account)
+        api_policy = api_role_policy(serving, s, account)
+        assert api_policy is not None, "serving.store is dynamodb: serving_statement returned one"
+        docs["api-role-policy.json"] = api_policy
     return docs

@@ -214,6 +214,7 @@ def pack_venv(wheel: Path, out: Path, *, python: str = "python3.11", root: Path 
         if wheelhouse is None and version:
             wheelhouse = build_wheelhouse(wheel, Path(tmp) / "wheelhouse", python_version=version.group(1),
                                           architectures=[platform.machine()], root=root)
+        assert wheelhouse is not None, "built above: without one, a version was required"
         env = Path(tmp) / "venv"
         _run([python, "-m", "venv", str(env)])
         pip = [str(env / "bin" / "python"), "-m", "pip", "install", "--quiet"]

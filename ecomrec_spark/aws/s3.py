@@ -19,8 +19,9 @@ import argparse
 import hashlib
 import logging
 import sys
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 from ecomrec_spark.identifiers import validate_bucket  # the project's one bucket rule
 

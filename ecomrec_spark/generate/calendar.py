@@ -118,7 +118,7 @@ def order_layout(n_orders: int, start: dt.date, end: dt.date, seed: int, max_chu
     day_first = tuple(bounds[:-1])
     day_count = tuple(bounds[i + 1] - bounds[i] for i in range(len(weights)))
     chunk_first, chunk_count, chunk_day = [], [], []
-    for d, (first, count) in enumerate(zip(day_first, day_count)):
+    for d, (first, count) in enumerate(zip(day_first, day_count, strict=True)):
         pos = 0
         while pos < count:
             size = min(max_chunk, count - pos)

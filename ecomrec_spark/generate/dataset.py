@@ -94,13 +94,14 @@ formats), ``events/events.csv``, ``_truth/summary.json``,
 from __future__ import annotations
 
 import json
-from contextlib import contextmanager
 import logging
 import os
 import shutil
 import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
@@ -109,8 +110,15 @@ from pyspark.sql import functions as F
 from ecomrec_spark.generate import entities as E
 from ecomrec_spark.generate import messy as M
 from ecomrec_spark.generate.events import events_lines, n_events
-from ecomrec_spark.generate.orders import (customers_lines, item_rows, items_lines, n_payments, order_core,
-                                           orders_lines, payments_lines)
+from ecomrec_spark.generate.orders import (
+    customers_lines,
+    item_rows,
+    items_lines,
+    n_payments,
+    order_core,
+    orders_lines,
+    payments_lines,
+)
 from ecomrec_spark.generate.plan import Plan, build_plan
 from ecomrec_spark.generate.reviews import review_truth, reviews_lines
 from ecomrec_spark.generate.tables import N_CATEGORIES
@@ -178,7 +186,7 @@ def _check_local_master(spark: SparkSession) -> None:
                          f"(got spark.master={master}); run it with --set spark.master=local[*]")
 
 
-def _count_if(cond) -> F.Column:
+def _count_if(cond: F.Column) -> F.Column:
     return F.sum(F.when(cond, F.lit(1)).otherwise(F.lit(0))).cast("long")
 
 
@@ -318,7 +326,7 @@ def _write_all(spark: SparkSession, plan: Plan, core: DataFrame, olist: Path, ev
 
 
 @contextmanager
-def _conf(spark: SparkSession, settings: Mapping[str, str]):
+def _conf(spark: SparkSession, settings: Mapping[str, str]) -> Iterator[None]:
     """Set session settings for the duration of the block, then restore them."""
     old = {k: spark.conf.get(k, None) for k in settings}
     for k, v in settings.items():
@@ -326,11 +334,11 @@ def _conf(spark: SparkSession, settings: Mapping[str, str]):
     try:
         yield
     finally:
-        for k, v in old.items():
-            if v is None:
-                spark.conf.unset(k)
+        for key, was in old.items():
+            if was is None:
+                spark.conf.unset(key)
             else:
-                spark.conf.set(k, v)
+                spark.conf.set(key, was)
 
 
 def _build_summary(plan: Plan, c: dict[str, int], physical: dict[str, int], n_geo: int) -> dict[str, Any]:

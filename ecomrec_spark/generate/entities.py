@@ -19,11 +19,28 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from ecomrec_spark.generate.calendar import idiv
-from ecomrec_spark.generate.hashing import (at, bits_uniform, choice, hash64, hex_id, lit_array, normal, randint,
-                                            uniform, zipf_rank)
+from ecomrec_spark.generate.hashing import (
+    at,
+    bits_uniform,
+    choice,
+    hash64,
+    hex_id,
+    lit_array,
+    normal,
+    randint,
+    uniform,
+    zipf_rank,
+)
 from ecomrec_spark.generate.plan import Plan
-from ecomrec_spark.generate.tables import (CATEGORIES, CATEGORY_INDEX, CITIES, N_CATEGORIES, PRICE_LEVEL_SHARES,
-                                           TIER_LOG_OFFSET, category_id)
+from ecomrec_spark.generate.tables import (
+    CATEGORIES,
+    CATEGORY_INDEX,
+    CITIES,
+    N_CATEGORIES,
+    PRICE_LEVEL_SHARES,
+    TIER_LOG_OFFSET,
+    category_id,
+)
 from ecomrec_spark.generate.writer import ZIP_QUOTE_SHARE, csv_line, maybe_quoted
 
 CAT_WEIGHTS = [c.weight for c in CATEGORIES]

@@ -14,7 +14,8 @@ Java code small (and JIT-compiled).
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from pyspark.sql import Column
 from pyspark.sql import functions as F
@@ -27,7 +28,7 @@ _ARRAYS: dict = {}
 _SEP = "\u0001"
 
 
-def _text(v, dtype: str | None) -> str:
+def _text(v: Any, dtype: str | None) -> str:
     if isinstance(v, str):
         if _SEP in v:
             raise ValueError("lit_array: strings must not contain \\u0001")
@@ -86,7 +87,7 @@ def bits_uniform(h: Column, shift: int) -> Column:
     return F.shiftright(h, shift).bitwiseAND(F.lit(1023)).cast("double") / F.lit(1024.0)
 
 
-def randint(seed: int, salt: str, n, *cols: Column) -> Column:
+def randint(seed: int, salt: str, n: int | Column, *cols: Column) -> Column:
     """An integer uniform on ``[0, n)``; ``n`` is an int or a column (>= 1)."""
     n_col = n if isinstance(n, Column) else F.lit(int(n))
     return F.least(F.floor(uniform(seed, salt, *cols) * n_col), n_col - F.lit(1)).cast("long")

@@ -173,7 +173,7 @@ def order_core(spark: SparkSession, plan: Plan) -> DataFrame:
     df = df.withColumns({f"dist_{x}": F.when(p, E.distance_norm(cust_city, F.col(f"scity_{x}")))
                          for x, (_, _, _, p) in slot.items()})
     freight = {}
-    for x, (item, k, j, p) in slot.items():
+    for x, (item, _, _, p) in slot.items():
         dist, w = F.col(f"dist_{x}"), F.col(f"w_{x}")
         fr = F.round(F.lit(100.0) * (F.lit(7.5) + F.lit(0.0035) * w * (F.lit(0.6) + dist) + F.lit(9.0) * dist)
                      * F.exp(F.lit(0.1) * normal(seed, "l:freight", o, item)))

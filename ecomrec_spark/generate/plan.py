@@ -13,8 +13,9 @@ import datetime as dt
 import hashlib
 import logging
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from ecomrec_spark.generate.calendar import Layout, order_layout
 from ecomrec_spark.generate.tables import CATEGORIES, CITIES, N_CATEGORIES
@@ -192,7 +193,7 @@ def build_plan(settings: Mapping[str, Any] | None) -> Plan:
     wmix = [0.8 * c.customer_weight + 0.2 * c.seller_weight for c in CITIES]
     wsum = sum(wmix)
     zip_count, zip_stride = [], []
-    for city, w in zip(CITIES, wmix):
+    for city, w in zip(CITIES, wmix, strict=True):
         room = city.zip_hi - city.zip_lo + 1
         nz = max(1, min(room, int(round(n_zips * w / wsum))))
         zip_count.append(nz)

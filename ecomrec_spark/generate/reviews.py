@@ -25,6 +25,8 @@ drawn score is ``1 + #{m : u >= P(score <= m)}`` for a hashed uniform ``u``, so
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
@@ -104,7 +106,7 @@ def with_review_model(plan: Plan, df: DataFrame) -> DataFrame:
     return df.withColumn("answer_sec", answer)
 
 
-def _pick_text(table, band: Column, index: Column) -> Column:
+def _pick_text(table: Sequence[Sequence[str]], band: Column, index: Column) -> Column:
     """Phrase number ``index`` (taken modulo the group size) of group ``table[band]``."""
     flat = [p for group in table for p in group]
     offsets, acc = [], 0
@@ -115,7 +117,7 @@ def _pick_text(table, band: Column, index: Column) -> Column:
     return at(lit_array(flat), at(lit_array(offsets, "long"), band) + F.pmod(index, n))
 
 
-def _group_size(table, band: Column) -> Column:
+def _group_size(table: Sequence[Sequence[str]], band: Column) -> Column:
     return at(lit_array([len(g) for g in table], "long"), band)
 
 

@@ -31,7 +31,7 @@ fine for files of a few hundred MB (Amazon Fine Food's ``Reviews.csv`` is about
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F

@@ -30,7 +30,7 @@ from typing import Any
 from py4j.protocol import Py4JError
 from pyspark.sql import SparkSession
 
-from ecomrec_spark.storage import hadoop_fs
+from ecomrec_spark.storage import hadoop_fs, jvm
 
 
 @dataclass(frozen=True)
@@ -65,20 +65,20 @@ def content_hash(spark: SparkSession, status: Any, fs: Any) -> str:
         return "etag:" + str(etag).strip('"')  # S3 quotes its ETags
     stream = fs.open(status.getPath())
     try:
-        return "sha256:" + str(spark._jvm.org.apache.commons.codec.digest.DigestUtils.sha256Hex(stream))
+        return "sha256:" + str(jvm(spark).org.apache.commons.codec.digest.DigestUtils.sha256Hex(stream))
     finally:
         stream.close()
 
 
 def read_header(spark: SparkSession, uri: str) -> list[str]:
     """The column names on a file's first line (BOM, quotes and CR removed; gzip handled)."""
-    jvm = spark._jvm
+    view = jvm(spark)
     path, fs = hadoop_fs(spark, uri)
     stream = fs.open(path)
-    codec = jvm.org.apache.hadoop.io.compress.CompressionCodecFactory(spark._jsc.hadoopConfiguration()).getCodec(path)
+    codec = view.org.apache.hadoop.io.compress.CompressionCodecFactory(spark._jsc.hadoopConfiguration()).getCodec(path)
     if codec is not None:
         stream = codec.createInputStream(stream)
-    reader = jvm.java.io.BufferedReader(jvm.java.io.InputStreamReader(stream, "UTF-8"))
+    reader = view.java.io.BufferedReader(view.java.io.InputStreamReader(stream, "UTF-8"))
     try:
         line = reader.readLine() or ""
     finally:

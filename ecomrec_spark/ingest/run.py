@@ -25,8 +25,9 @@ For each table spec:
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 from urllib.parse import urlparse
 
 from py4j.protocol import Py4JError, Py4JJavaError

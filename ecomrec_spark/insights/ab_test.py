@@ -50,7 +50,8 @@ Example
 from __future__ import annotations
 
 import logging
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -198,6 +199,7 @@ def ab_report(spark: SparkSession, cfg: Mapping[str, Any]) -> dict[str, Any]:
     arms = api.where(F.col(VARIANT) != OVERRIDE)  # null variants drop out here too
     counts = api.agg(F.count(F.lit(1)).alias("total"), F.count_if(F.col(VARIANT).isNull()).alias("no_variant"),
                      F.count_if(F.col(VARIANT) == OVERRIDE).alias("override")).first()  # one aggregate row
+    assert counts is not None, "an aggregate without groupBy returns exactly one row"
     total, no_variant, override = counts["total"], counts["no_variant"], counts["override"]
     if total == no_variant + override:
         log.warning("ab-report skipped: %d API events, none names an A/B variant", total)

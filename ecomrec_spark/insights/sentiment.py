@@ -57,13 +57,22 @@ import datetime as dt
 import json
 import logging
 import math
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from pyspark.ml import Pipeline, PipelineModel
 from pyspark.ml.classification import LogisticRegression
 from pyspark.ml.evaluation import BinaryClassificationEvaluator
-from pyspark.ml.feature import (IDF, CountVectorizer, CountVectorizerModel, NGram, RegexTokenizer, SQLTransformer,
-                                StopWordsRemover, Word2Vec)
+from pyspark.ml.feature import (
+    IDF,
+    CountVectorizer,
+    CountVectorizerModel,
+    NGram,
+    RegexTokenizer,
+    SQLTransformer,
+    StopWordsRemover,
+    Word2Vec,
+)
 from pyspark.ml.functions import vector_to_array
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -534,7 +543,7 @@ def run_sentiment(spark: SparkSession, cfg: Mapping[str, Any]) -> dict[str, Any]
         log.warning("sentiment skipped: %s", err)
         return {"skipped": str(err)}
 
-    trained_at = dt.datetime.now(dt.timezone.utc)
+    trained_at = dt.datetime.now(dt.UTC)
     version = model_store.new_version({"settings": settings, "n_train": metrics["n_train"], "n_test": metrics["n_test"]},
                                   trained_at)
     metadata = {"settings": settings, "metrics": metrics, "stop_words_kept": list(KEEP_WORDS),

@@ -118,7 +118,7 @@ def _ensure_checkpoint_dir(df: DataFrame, checkpoint_dir: str | None, needed: bo
         return
     if not needed or sc.getCheckpointDir() is not None:
         return
-    if sc.master.startswith("local"):
+    if (sc.master or "").startswith("local"):
         path = tempfile.mkdtemp(prefix="ecomrec-als-checkpoints-")
         sc.setCheckpointDir(path)
         log.info("ALS: no checkpoint directory was set; using %s", path)
@@ -213,6 +213,7 @@ def _max_seen(fitted: FittedALS, seen: DataFrame) -> int:
     per_user = (seen.join(fitted.customer_ids, C.CUSTOMER_ID).join(fitted.product_ids, C.PRODUCT_ID)
                 .groupBy(USER_IDX).agg(F.count(F.lit(1)).alias("n")))
     row = per_user.agg(F.max("n").alias("m")).first()  # one aggregate row, not row-level data
+    assert row is not None, "an aggregate without groupBy returns exactly one row"
     return int(row["m"] or 0)
 
 
@@ -295,4 +296,4 @@ def item_factors(fitted: FittedALS) -> DataFrame:
     """
     factors = fitted.model.itemFactors.select(F.col("id").alias(ITEM_IDX), "features")
     return factors.join(fitted.product_ids, ITEM_IDX).select(
-        C.PRODUCT_ID, array_to_vector("features").alias("features"))
+        C.PRODUCT_ID, array_to_vector(F.col("features")).alias("features"))

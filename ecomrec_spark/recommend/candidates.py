@@ -31,8 +31,8 @@ reaches the driver.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable, Mapping
 from functools import reduce
-from typing import Iterable, Mapping
 
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
@@ -170,5 +170,6 @@ def recall(frame: DataFrame, truth: DataFrame, generators: Iterable[str]) -> dic
     hit = t.join(flags, [C.CUSTOMER_ID, C.PRODUCT_ID], "left").fillna(0.0, subset=gens)
     row = hit.agg(F.count(F.lit(1)).alias("n"), F.sum(F.greatest(*[F.col(g) for g in gens], F.lit(0.0))).alias("any"),
                   *[F.sum(g).alias(g) for g in gens]).first()
+    assert row is not None, "an aggregate without groupBy returns exactly one row"
     n = row["n"] or 0
     return {key: (None if not n else round(float(row[key] or 0) / n, 4)) for key in ("any", *gens)}

@@ -32,8 +32,15 @@ from __future__ import annotations
 import logging
 
 from pyspark.ml import Pipeline, PipelineModel
-from pyspark.ml.feature import (IDF, BucketedRandomProjectionLSH, CountVectorizer, Normalizer, RegexTokenizer,
-                                StopWordsRemover)
+from pyspark.ml.feature import (
+    IDF,
+    BucketedRandomProjectionLSH,
+    BucketedRandomProjectionLSHModel,
+    CountVectorizer,
+    Normalizer,
+    RegexTokenizer,
+    StopWordsRemover,
+)
 from pyspark.ml.functions import vector_to_array
 from pyspark.ml.stat import Summarizer
 from pyspark.sql import Column, DataFrame, Window
@@ -183,7 +190,7 @@ def _cosine(dist_col: str) -> Column:
     return F.lit(1.0) - F.col(dist_col) * F.col(dist_col) / F.lit(2.0)
 
 
-def _lsh(vectors: DataFrame, bucket_length: float, num_tables: int, seed: int):
+def _lsh(vectors: DataFrame, bucket_length: float, num_tables: int, seed: int) -> BucketedRandomProjectionLSHModel:
     return BucketedRandomProjectionLSH(inputCol=FEATURES, outputCol="_hashes", bucketLength=bucket_length,
                                        numHashTables=num_tables, seed=seed).fit(vectors)
 

@@ -26,7 +26,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -122,7 +123,7 @@ def evaluate(spark: SparkSession, cfg: Mapping[str, Any]) -> dict[str, Any]:
 
 def metrics_frame(spark: SparkSession, run_id: str, rows: list[dict[str, Any]], k: int, cutoff: dt.datetime) -> DataFrame:
     """``gold/recommendation_metrics`` rows (one per model and setting) of one evaluation or validation run."""
-    evaluated = dt.datetime.now(dt.timezone.utc).replace(microsecond=0, tzinfo=None)
+    evaluated = dt.datetime.now(dt.UTC).replace(microsecond=0, tzinfo=None)
     return spark.createDataFrame(
         [(run_id, evaluated, r["model"], r["setting"], k, *[None if r[x] is None else float(r[x]) for x in METRIC_KEYS],
           int(r["n_users"]), cutoff) for r in rows],

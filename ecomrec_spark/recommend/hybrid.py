@@ -25,7 +25,8 @@ from __future__ import annotations
 
 import itertools
 import logging
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
@@ -68,7 +69,7 @@ def weight_grid(grid: Mapping[str, Sequence[float]]) -> list[dict[str, float]]:
     """Every combination of the per-term value lists (missing terms fixed at 0, similarity at 1)."""
     keys = list(WEIGHT_KEYS)
     values = [list(grid.get(key, [1.0 if key == "similarity" else 0.0])) for key in keys]
-    return [dict(zip(keys, combo)) for combo in itertools.product(*values)]
+    return [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*values)]
 
 
 def tune_weights(terms: DataFrame, truth: DataFrame, grid: Mapping[str, Sequence[float]], k: int

@@ -62,9 +62,11 @@ Example
 
 from __future__ import annotations
 
+import functools
 import logging
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -432,7 +434,7 @@ def _ease_fits(interactions: DataFrame, grid: list[tuple[float, int | None]], ma
                 dense = DenseWeights(ids=ids, w=solved[reg_lambda])
                 params.update(scoring="dense", n_items=n_items, n_weights=n_items * (n_items - 1))
                 log.info("item-item weights fitted: %s", params)
-                yield FittedItemItem(lambda d=dense: _dense_table(spark, d, fallback_neighbors), params, dense)
+                yield FittedItemItem(functools.partial(_dense_table, spark, dense, fallback_neighbors), params, dense)
                 continue
             kept = fallback_neighbors if max_neighbors is None else max_neighbors
             i, j, vals = _top_per_column(solved[reg_lambda], kept)
@@ -624,7 +626,7 @@ def _recommend_dense(fitted: FittedItemItem, per_customer: DataFrame, k: int, ex
                          StructField("score", DoubleType(), False), StructField("rank", IntegerType(), False)])
     k_out = int(k)
 
-    def score_batches(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    def score_batches(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         import numpy as np
         import pyarrow as pa
         import pyarrow.compute as pc

@@ -90,14 +90,15 @@ from __future__ import annotations
 import logging
 import math
 import time
-from typing import Any, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from pyspark.ml.feature import BucketedRandomProjectionLSH
 from pyspark.ml.functions import vector_to_array
-from pyspark.sql import DataFrame, Window
+from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql.types import DoubleType, IntegerType, StringType, StructField, StructType
 
@@ -215,7 +216,7 @@ def lsh_top_k(queries: DataFrame, items: DataFrame, k: int, bucket_length: float
 # ================================================================================================
 
 def collect_item_matrix(items: DataFrame, item_col: str = C.PRODUCT_ID, features_col: str = FEATURES,
-                        max_items: int = 200_000, dtype: str = "float32"):
+                        max_items: int = 200_000, dtype: str = "float32") -> tuple[pa.Array, np.ndarray]:
     """The item catalogue as ``(ids, matrix)`` on the driver, sorted by id.
 
     Parameters
@@ -243,7 +244,7 @@ def collect_item_matrix(items: DataFrame, item_col: str = C.PRODUCT_ID, features
     --------
     >>> ids, mat = collect_item_matrix(products, max_items=100_000)   # doctest: +SKIP
     """
-    prep = _prepared(items, item_col, features_col).select("_id", vector_to_array("_f", dtype).alias("_v"))
+    prep = _prepared(items, item_col, features_col).select("_id", vector_to_array(F.col("_f"), dtype).alias("_v"))
     table = prep.limit(int(max_items) + 1).toArrow()  # the catalogue itself: a model, not row-level data
     if table.num_rows > max_items:
         raise ValueError(
@@ -264,7 +265,7 @@ def collect_item_matrix(items: DataFrame, item_col: str = C.PRODUCT_ID, features
     return ids, mat
 
 
-def _select(score, kk: int):
+def _select(score: np.ndarray, kk: int) -> np.ndarray:
     """Per row the ``kk`` column indices of smallest ``score``, ties straddling the cut kept by lowest index."""
     n = score.shape[1]
     if kk >= n:
@@ -278,7 +279,8 @@ def _select(score, kk: int):
     return part
 
 
-def _top_k_block(q64, aug, k: int, self_idx=None):
+def _top_k_block(q64: np.ndarray, aug: np.ndarray, k: int, self_idx: np.ndarray | None = None
+                 ) -> tuple[np.ndarray, np.ndarray]:
     """Exact top-k of a block of queries: ``(item_index, squared_distance)``, each ``(b, <=k)``.
 
     ``aug`` is the item matrix with ``|i|^2`` appended as a last column, so one
@@ -366,7 +368,7 @@ def exact_top_k(queries: DataFrame, items: DataFrame, k: int, block_rows: int = 
     k_out, dim = int(k), mat.shape[1]
     out_names = [q_out, i_out, distance_col, similarity_col, rank_col]
 
-    def score_batches(batches: Iterator[Any]) -> Iterator[Any]:
+    def score_batches(batches: Iterable[Any]) -> Iterator[Any]:
         import numpy as np
         import pyarrow as pa
         import pyarrow.compute as pc
@@ -400,7 +402,7 @@ def exact_top_k(queries: DataFrame, items: DataFrame, k: int, block_rows: int = 
                     pa.array(np.sqrt(d2)), pa.array(1.0 - d2 / 2.0), pa.array(rank, pa.int32()),
                 ], names=out_names)
 
-    prep = _prepared(queries, query_col, features_col).select("_id", vector_to_array("_f").alias("_v"))
+    prep = _prepared(queries, query_col, features_col).select("_id", vector_to_array(F.col("_f")).alias("_v"))
     return prep.mapInArrow(score_batches, schema)
 
 
@@ -438,7 +440,7 @@ def exact_top_k_few_queries(queries: DataFrame, items: DataFrame, k: int, *, max
     block = max(1, (int(score_budget_mb) << 20) // (8 * n_q))  # items per multiply: score + a boolean pass
     bc = spark.sparkContext.broadcast({"ids": q_ids, "q": q_mat})
 
-    def top_per_batch(batches: Iterator[Any]) -> Iterator[Any]:
+    def top_per_batch(batches: Iterable[Any]) -> Iterator[Any]:
         import numpy as np
         import pyarrow as pa
         import pyarrow.compute as pc
@@ -469,7 +471,7 @@ def exact_top_k_few_queries(queries: DataFrame, items: DataFrame, k: int, *, max
                     pa.array(np.maximum(d2.ravel()[keep], 0.0)),
                 ], names=["_q", "_i", "_d2"])
 
-    prep = _prepared(items, item_col, features_col).select("_id", vector_to_array("_f", "float32").alias("_v"))
+    prep = _prepared(items, item_col, features_col).select("_id", vector_to_array(F.col("_f"), "float32").alias("_v"))
     partial = prep.mapInArrow(top_per_batch, "_q string, _i string, _d2 double")
     w = Window.partitionBy("_q").orderBy(F.col("_d2").asc(), F.col("_i").asc())
     return (partial.withColumn("_r", F.row_number().over(w)).where(F.col("_r") <= F.lit(k_out))
@@ -528,7 +530,7 @@ def _bucket_columns(models: Sequence[Any], df: DataFrame, vector_col: str) -> tu
 
 def _exploded_buckets(df: DataFrame, names: Sequence[str], keep: Sequence[str]) -> DataFrame:
     """``keep + (_g grid point, _t table, _b bucket)``: one row per grid point and table."""
-    def cell(g: int):
+    def cell(g: int) -> Callable[[Column, Column], Column]:
         return lambda b, t: F.struct(F.lit(g).alias("_g"), t.alias("_t"), b.alias("_b"))
 
     cells = F.flatten(F.array(*[F.transform(F.col(name), cell(g)) for g, name in enumerate(names)]))
@@ -610,7 +612,7 @@ def lsh_params(items: DataFrame, queries: DataFrame, k: int, target_recall: floa
         if not stats["n"]:
             raise ValueError("no neighbours in the sample (too few items?)")
         d_med, d_max, n_eval = float(stats["med"]), float(stats["mx"]), int(stats["n"])
-        shape = i_prep.agg(F.count(F.lit(1)).alias("n"), F.max(F.size(vector_to_array("_f"))).alias("dim")).collect()[0]
+        shape = i_prep.agg(F.count(F.lit(1)).alias("n"), F.max(F.size(vector_to_array(F.col("_f")))).alias("dim")).collect()[0]
         n_items, dim = int(shape["n"]), int(shape["dim"])
         threshold = d_max * (1.0 + threshold_margin) + 1e-9
         if d_max < MAX_DISTANCE:
@@ -632,7 +634,7 @@ def lsh_params(items: DataFrame, queries: DataFrame, k: int, target_recall: floa
         pairs, i_names = _bucket_columns(models, pairs, "_if")
         firsts = [F.struct(F.lit(g).alias("_g"), F.array_position(
             F.zip_with(F.col(qn), F.col(in_), lambda a, b: a == b), True).alias("_pos"))
-            for g, (qn, in_) in enumerate(zip(q_names, i_names))]
+            for g, (qn, in_) in enumerate(zip(q_names, i_names, strict=True))]
         first = (pairs.select("_q", F.inline(F.array(*firsts)))
                  .select("_q", "_g", F.when(F.col("_pos") == 0, F.lit(n_tables))
                          .otherwise(F.col("_pos") - 1).cast("int").alias("_first")))

@@ -26,8 +26,9 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from pyspark import StorageLevel
 from pyspark.ml import PipelineModel
@@ -220,6 +221,7 @@ def train(spark: SparkSession, train_cut: Cut, val_cut: Cut, rc: Mapping[str, An
             if best is None or ndcg > best["ndcg_at_k"]:
                 best, best_recs = trials[-1], ranked
         rows.unpersist()
+        assert best is not None and best_recs is not None, "param_points yields at least one point"
         val_cut.fitted.candidates[model_name] = best_recs
         params = {key: v for key, v in best.items() if key != "ndcg_at_k"}
         out.params[setting], out.trials[setting] = params, trials

@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from pyspark import StorageLevel
 from pyspark.ml.functions import vector_to_array
@@ -111,7 +112,8 @@ def nearest(queries: DataFrame, items: DataFrame, n: int, kcfg: Mapping[str, Any
     ~50 dimensions, fewer for 2,000-term TF-IDF vectors), else LSH.
     """
     n_items = items.count()  # one aggregate: decides the method
-    dim = items.select(F.size(vector_to_array(knn.FEATURES)).alias("d")).first()["d"] if n_items else 0
+    first = items.select(F.size(vector_to_array(F.col(knn.FEATURES))).alias("d")).first() if n_items else None
+    dim = first["d"] if first is not None else 0  # n_items > 0: a first row
     method = kcfg["method"]
     if method == "auto":
         method = "exact" if n_items * dim <= kcfg["exact_max_products"] * 64 else "lsh"
@@ -124,7 +126,7 @@ def nearest(queries: DataFrame, items: DataFrame, n: int, kcfg: Mapping[str, Any
                             query_col=queries.columns[0], exclude_self=exclude_self)
     out = knn.lsh_top_k(queries, items, n, params["bucket_length"], params["num_tables"], params["threshold"],
                         seed=seed, **kw)
-    kept = {k: params[k] for k in ("bucket_length", "num_tables", "threshold", "sample_recall") if k in params}
+    kept: dict[str, Any] = {k: params[k] for k in ("bucket_length", "num_tables", "threshold", "sample_recall") if k in params}
     return out, {"method": "lsh", "n_items": n_items, "dim": dim, **kept}
 
 
@@ -155,7 +157,11 @@ def fit_models(spark: SparkSession, inputs: Inputs, rc: Mapping[str, Any], model
     pop_k = max(n_cand, rc["popularity"]["top_n"])
     trending = None
     if as_of is not None or bought.limit(1).count():
-        end = as_of or bought.agg(F.max(TS)).first()[0]  # one aggregate row
+        end = as_of
+        if not end:
+            last = bought.agg(F.max(TS)).first()  # one aggregate row
+            assert last is not None, "an aggregate without groupBy returns exactly one row"
+            end = last[0]
         trending = popularity.trending_items(bought, end + dt.timedelta(seconds=1), rc["popularity"]["trending_days"],
                                              pop_k, ts_col=TS)
     popular = popularity.popular_table(bought, pop_k, trending=trending).cache()

@@ -36,7 +36,7 @@ after ``T``.  No purchase of the label window enters a feature.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Sequence
+from collections.abc import Sequence
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F

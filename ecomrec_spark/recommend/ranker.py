@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import itertools
 import logging
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from pyspark.ml import Pipeline, PipelineModel
 from pyspark.sql import DataFrame, Window
@@ -40,7 +41,7 @@ REASON_PREFIX = "learned ranker; proposed by "
 def param_points(grid: Mapping[str, Sequence[Any]]) -> list[dict[str, Any]]:
     """Every combination of the grid's value lists, in a stable order."""
     keys = [k for k in GRID_KEYS if grid.get(k)]
-    return [dict(zip(keys, combo)) for combo in itertools.product(*[list(grid[k]) for k in keys])]
+    return [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*[list(grid[k]) for k in keys])]
 
 
 def ranker_pipeline(features: Sequence[str], params: Mapping[str, Any], objective: str = "rank:ndcg",

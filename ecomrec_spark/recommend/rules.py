@@ -42,7 +42,8 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame
@@ -194,7 +195,7 @@ def _check_baskets(baskets_df: DataFrame) -> None:
 # --------------------------------------------------------------------------- mining
 
 def _mine(baskets_df: DataFrame, min_support: float, min_confidence: float, max_items: int | None,
-          build) -> DataFrame:
+          build: Callable[[Any, DataFrame | None, int], DataFrame]) -> DataFrame:
     """Fit FPGrowth on cached baskets, let ``build(model, fi, n)`` derive a frame, checkpoint it."""
     from pyspark.ml.fpm import FPGrowth
 
@@ -264,7 +265,7 @@ def frequent_itemsets(baskets_df: DataFrame, min_support: float, max_items: int 
     mi = _check_max_items(max_items, 1)
     _check_baskets(baskets_df)
 
-    def build(model, fi: DataFrame | None, n: int) -> DataFrame:
+    def build(model: Any, fi: DataFrame | None, n: int) -> DataFrame:
         if fi is None:
             return baskets_df.sparkSession.createDataFrame([], ITEMSETS_SCHEMA)
         out = fi.select(F.array_sort(ITEMS).alias("items"), F.col("freq").cast("long").alias("freq"))
@@ -327,7 +328,7 @@ def association_rules(baskets_df: DataFrame, min_support: float, min_confidence:
         raise ValueError(f"level must be a non-empty string, got {level!r}; pass 'product' or 'category'")
     _check_baskets(baskets_df)
 
-    def build(model, fi: DataFrame | None, n: int) -> DataFrame:
+    def build(model: Any, fi: DataFrame | None, n: int) -> DataFrame:
         if fi is None:
             return baskets_df.sparkSession.createDataFrame([], RULES_SCHEMA)
         nn = F.lit(float(n))

@@ -24,7 +24,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-from typing import TYPE_CHECKING, Any, Mapping
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -106,7 +107,9 @@ def before(inputs: M.Inputs, cutoff: dt.datetime) -> M.Inputs:
 
 def data_end(inputs: M.Inputs) -> dt.datetime:
     """The last purchase time (one aggregate row)."""
-    end = purchases(inputs.lines).agg(F.max(TS)).first()[0]
+    row = purchases(inputs.lines).agg(F.max(TS)).first()
+    assert row is not None, "an aggregate without groupBy returns exactly one row"
+    end = row[0]
     if end is None:
         raise ValueError("no purchases with a customer id in the order lines: nothing to recommend from")
     return end
@@ -162,7 +165,7 @@ def known_customers(inputs: M.Inputs, fitted: M.Fitted) -> DataFrame:
     return who.groupBy(C.CUSTOMER_ID).agg(F.max(C.REGION).alias(C.REGION))
 
 
-def review_inputs(spark: SparkSession, lake: str) -> "ltr.ReviewInputs":
+def review_inputs(spark: SparkSession, lake: str) -> ltr.ReviewInputs:
     """The review-side tables the ranker's features read when they exist (each one optional)."""
     from ecomrec_spark.recommend import ltr
 
@@ -232,9 +235,9 @@ def recommend(spark: SparkSession, cfg: Mapping[str, Any]) -> dict[str, Any]:
 
     Returns row counts, the model version and the run's parameters (validation scores, the default model).
     """
+    from ecomrec_spark.model_store import new_version, save_models
     from ecomrec_spark.recommend import candidates as cands
     from ecomrec_spark.recommend import ltr
-    from ecomrec_spark.model_store import new_version, save_models
 
     rc, lake = dict(cfg["recommend"]), cfg["paths"]["lake"]
     inputs = load_inputs(spark, lake)
@@ -307,7 +310,7 @@ def recommend(spark: SparkSession, cfg: Mapping[str, Any]) -> dict[str, Any]:
                     {"features": ltr.RF.feature_names(ltr.generators(rc)), "generators": ltr.generators(rc),
                      "targets": list(trained.models), "params": trained.params, "importance": trained.importance,
                      "data_end": end.isoformat()}, model_dir=ltr.R.MODEL_DIR)
-    generated = dt.datetime.now(dt.timezone.utc).replace(microsecond=0, tzinfo=None)
+    generated = dt.datetime.now(dt.UTC).replace(microsecond=0, tzinfo=None)
     customers = known_customers(inputs, fitted)
     lists = []
     for m in written:

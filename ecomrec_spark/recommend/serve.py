@@ -8,7 +8,8 @@ or, on lakes without order lines, from the derived inputs (:func:`product_attrib
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F

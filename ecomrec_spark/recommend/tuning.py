@@ -37,7 +37,8 @@ import copy
 import itertools
 import logging
 import time
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from pyspark.sql import DataFrame
 
@@ -67,14 +68,13 @@ def als_grid(grid: Mapping[str, Sequence[float]]) -> list[dict[str, Any]]:
     missing = [key for key in ALS_KEYS if not grid.get(key)]
     if missing:
         raise ValueError(f"als grid lacks values for {missing}; expected lists for {ALS_KEYS}")
-    return [dict(zip(ALS_KEYS, combo)) for combo in itertools.product(*(grid[key] for key in ALS_KEYS))]
+    return [dict(zip(ALS_KEYS, combo, strict=True)) for combo in itertools.product(*(grid[key] for key in ALS_KEYS))]
 
 
 def tune_ease(interactions: DataFrame, truth: DataFrame, rc: Mapping[str, Any], exclude_seen: bool
               ) -> dict[str, Any]:
     """EASE's ``reg_lambda`` by NDCG@k: see :func:`tune_models` (``truth`` already restricted)."""
-    from ecomrec_spark.recommend.item_item import (DENSE_MAX_ITEMS, history_arrays, iter_ease_grid,
-                                                   recommend_item_item)
+    from ecomrec_spark.recommend.item_item import DENSE_MAX_ITEMS, history_arrays, iter_ease_grid, recommend_item_item
 
     ii, k = rc["item_item"], rc["k"]
     neighbors = ii.get("ease_neighbors")

@@ -32,7 +32,7 @@ Example
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 from pyspark.ml.feature import Normalizer, OneHotEncoder, StringIndexer
 from pyspark.ml.functions import array_to_vector, vector_to_array
@@ -100,7 +100,7 @@ def product_vectors(embedding: DataFrame | None, products: DataFrame, weights: M
     review = F.least(F.lit(1.0), F.greatest(F.lit(-1.0), (F.col("predicted_mean_score") - F.lit(3.0)) / F.lit(2.0)))
     popularity = F.coalesce(F.try_divide(F.log1p("n_orders"), F.log1p("_max_orders")), F.lit(0.0))
     blocks = [
-        _scaled(vector_to_array("_cat_vec"), w["category"]),
+        _scaled(vector_to_array(F.col("_cat_vec")), w["category"]),
         _scaled(price_onehot, w["price"]),
         F.array(F.coalesce(review, F.lit(0.0)) * F.lit(float(w["review"]))),
         F.array(popularity * F.lit(float(w["popularity"]))),
@@ -108,10 +108,12 @@ def product_vectors(embedding: DataFrame | None, products: DataFrame, weights: M
     if embedding is not None:
         emb = _normalised(embedding.select(F.col(C.PRODUCT_ID).cast("string").alias(C.PRODUCT_ID),
                                            F.col(FEATURES).alias("_emb_raw")), "_emb_raw", "_emb")
-        dim = len(emb.select("_emb").first()[0])  # one row: the embedding size
+        first = emb.select("_emb").first()
+        assert first is not None, "_normalised keeps only non-null vectors of a non-empty embedding table"
+        dim = len(first[0])  # one row: the embedding size
         p = p.join(emb, C.PRODUCT_ID, "left")
         zeros = F.array_repeat(F.lit(0.0), dim)
-        emb_arr = F.when(F.col("_emb").isNotNull(), vector_to_array("_emb")).otherwise(zeros)  # vector_to_array rejects null
+        emb_arr = F.when(F.col("_emb").isNotNull(), vector_to_array(F.col("_emb"))).otherwise(zeros)  # vector_to_array rejects null
         blocks.insert(0, _scaled(emb_arr, w["embedding"]))
     p = p.withColumn("_raw", array_to_vector(F.concat(*blocks)))
     return _normalised(p.select(C.PRODUCT_ID, "_raw"), "_raw")

@@ -34,7 +34,8 @@ class Tables:
     """Lazy, cached reads of the lake's tables; ``None`` for a table not written yet."""
 
     def __init__(self, spark: SparkSession, root: str) -> None:
-        self.spark, self.root, self._cache = spark, root, {}
+        self.spark, self.root = spark, root
+        self._cache: dict[tuple[str, str], DataFrame | None] = {}
 
     def get(self, layer: str, table: str) -> DataFrame | None:
         key = (layer, table)
@@ -247,7 +248,7 @@ def behaviour(t: Tables) -> Section:
                                      {"customers": _col(hist, "count")}), "no purchases per customer"))
     if charts:
         s.charts(*charts)
-    counts = [(n, t.insight(n).count() if t.insight(n) is not None else None) for n in (
+    counts = [(n, None if (df := t.insight(n)) is None else df.count()) for n in (
         "daily_category_counts", "views_by_date", "purchases_by_date", "users_per_date", "purchases_per_customer",
         "purchases_by_category", "product_views_by_category_day")]
     s.blocks.append(table(["table (ecomrec.insights_…)", "rows"], counts, "The seven behaviour tables"))
@@ -464,7 +465,7 @@ def build_report(spark: SparkSession, cfg: Mapping[str, Any]) -> dict[str, Any]:
     for make in SECTIONS:
         log.info("report section %s", make.__name__)
         sections.append(make(tables))
-    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     html = render("ecomrec_spark report", f"lake {root} · built {stamp}", sections)
     path = report_path(cfg)
     write_text(spark, path, html)

@@ -92,7 +92,7 @@ def _clean(values: Sequence[Number]) -> list[float]:
 
 def hbar_chart(title: str, labels: Sequence[str], values: Sequence[Number], unit: str = "") -> str | None:
     """Horizontal bars, one per label (long category names stay readable)."""
-    pairs = [(str(k), float(v)) for k, v in zip(labels, values) if v is not None and math.isfinite(float(v))]
+    pairs = [(str(k), float(v)) for k, v in zip(labels, values, strict=True) if v is not None and math.isfinite(float(v))]
     if not pairs:
         return None
     left, top, row = 190, 32, 20
@@ -212,7 +212,7 @@ def heatmap(title: str, rows: Sequence[str], cols: Sequence[str], matrix: Sequen
     for j, c in enumerate(cols):
         out.append(f'<text x="{left + j * cell + cell / 2:.1f}" y="{top - 6}" font-size="11" text-anchor="middle" '
                    f'fill="#2d3748">{escape(str(c))}</text>')
-    for i, (r, values) in enumerate(zip(rows, matrix)):
+    for i, (r, values) in enumerate(zip(rows, matrix, strict=True)):
         y = top + i * cell
         out.append(f'<text x="{left - 6}" y="{y + cell / 2 + 4:.1f}" font-size="11" text-anchor="end" '
                    f'fill="#2d3748">{escape(str(r))}</text>')

@@ -11,7 +11,8 @@ for two classes it adds ROC-AUC and PR-AUC from MLlib's
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
@@ -40,7 +41,7 @@ def scores_from_confusion(cm: Sequence[Sequence[int]]) -> dict[str, Any]:
     predicted = [sum(cm[i][j] for i in range(k)) for j in range(k)]
     precision = [cm[j][j] / predicted[j] if predicted[j] else 0.0 for j in range(k)]
     recall = [cm[i][i] / support[i] if support[i] else 0.0 for i in range(k)]
-    f1 = [2 * p * r / (p + r) if p + r else 0.0 for p, r in zip(precision, recall)]
+    f1 = [2 * p * r / (p + r) if p + r else 0.0 for p, r in zip(precision, recall, strict=True)]
     present = [i for i in range(k) if support[i] or predicted[i]]
     return {
         "n": total,

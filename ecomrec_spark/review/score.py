@@ -14,7 +14,8 @@
 from __future__ import annotations
 
 import logging
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from pyspark.ml import PipelineModel
 from pyspark.sql import DataFrame, SparkSession
@@ -22,9 +23,9 @@ from pyspark.sql import functions as F
 
 from ecomrec_spark import columns as C
 from ecomrec_spark import lake as lk
+from ecomrec_spark import model_store
 from ecomrec_spark.identifiers import PRODUCT_ID_PATTERN  # noqa: F401  (re-exported for the CLI)
 from ecomrec_spark.review import dataset as D
-from ecomrec_spark import model_store
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +44,7 @@ def validate_product_id(product_id: str) -> str:
 def _probabilities(model: PipelineModel, rows: DataFrame, n_classes: int, prefix: str) -> DataFrame:
     from pyspark.ml.functions import vector_to_array
 
-    out = model.transform(rows).withColumn("_p", vector_to_array("probability"))
+    out = model.transform(rows).withColumn("_p", vector_to_array(F.col("probability")))
     return out.select(C.ORDER_ID, *[F.col("_p")[k].alias(f"{prefix}{k + 1}") for k in range(n_classes)])
 
 

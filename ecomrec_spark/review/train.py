@@ -21,8 +21,9 @@ import datetime as dt
 import json
 import logging
 import time
+from collections.abc import Mapping, Sequence
 from multiprocessing.pool import ThreadPool
-from typing import Any, Mapping, Sequence
+from typing import Any, cast
 
 import numpy as np
 from pyspark import inheritable_thread_target
@@ -36,9 +37,8 @@ from pyspark.sql import types as T
 
 from ecomrec_spark import columns as C
 from ecomrec_spark import lake as lk
-from ecomrec_spark import storage
+from ecomrec_spark import model_store, storage
 from ecomrec_spark.review import dataset as D
-from ecomrec_spark import model_store
 from ecomrec_spark.review.metrics import evaluate
 
 log = logging.getLogger(__name__)
@@ -104,7 +104,7 @@ class TimeTrainValidationSplit(TrainValidationSplit):
     def _fit(self, dataset: DataFrame) -> TrainValidationSplitModel:
         est = self.getOrDefault(self.estimator)
         epm = self.getOrDefault(self.estimatorParamMaps)
-        eva = self.getOrDefault(self.evaluator)
+        eva: Any = self.getOrDefault(self.evaluator)  # an Evaluator with getMetricName (the multiclass one)
         validation = dataset.where(F.col(self.getOrDefault(self.validationCol))).cache()
         tasks = map(inheritable_thread_target(dataset.sparkSession),
                     _parallelFitTasks(est, dataset, eva, validation, epm, True))
@@ -168,8 +168,13 @@ def param_grid(clf: Any, grid: Mapping[str, Sequence[Any]]) -> list[dict[Any, An
 def baseline_estimator(name: str, label_col: str, n_classes: int, features: Sequence[str] = D.FEATURES,
                        categorical: Sequence[str] = D.CATEGORICAL, seed: int = 42) -> Pipeline:
     """An MLlib baseline as a Pipeline (linear models get one-hot categories, trees the indices)."""
-    from pyspark.ml.classification import (DecisionTreeClassifier, GBTClassifier, LogisticRegression, OneVsRest,
-                                           RandomForestClassifier)
+    from pyspark.ml.classification import (
+        DecisionTreeClassifier,
+        GBTClassifier,
+        LogisticRegression,
+        OneVsRest,
+        RandomForestClassifier,
+    )
     from pyspark.ml.feature import OneHotEncoder, VectorAssembler
 
     idx = _indexers(categorical)
@@ -181,7 +186,7 @@ def baseline_estimator(name: str, label_col: str, n_classes: int, features: Sequ
         lr = LogisticRegression(featuresCol=FEATURES_COL, labelCol=label_col, maxIter=200, regParam=1e-4)
         return Pipeline(stages=[*idx, ohe, asm, lr])
     asm = VectorAssembler(inputCols=assembled_names(features, categorical), outputCol=FEATURES_COL, handleInvalid="keep")
-    common = dict(featuresCol=FEATURES_COL, labelCol=label_col, maxBins=MAX_BINS, seed=seed)
+    common: dict[str, Any] = dict(featuresCol=FEATURES_COL, labelCol=label_col, maxBins=MAX_BINS, seed=seed)
     if name == "decision_tree":
         clf: Any = DecisionTreeClassifier(maxDepth=6, **common)
     elif name == "random_forest":
@@ -209,7 +214,8 @@ def majority_predictions(train: DataFrame, test: DataFrame, label_col: str, n_cl
 
 def gain_importance(model: PipelineModel, names: Sequence[str]) -> dict[str, float]:
     """XGBoost gain importance per feature name (0 for a feature never split on)."""
-    booster = model.stages[-1].get_booster()
+    xgb: Any = model.stages[-1]  # the fitted SparkXGBClassifierModel
+    booster = xgb.get_booster()
     raw = booster.get_score(importance_type="gain")
     out = {n: 0.0 for n in names}
     for key, value in raw.items():
@@ -287,8 +293,9 @@ def train_target(spark: SparkSession, rows: DataFrame, target: str, rcfg: Mappin
     best_i = int(np.argmax(tuned.validationMetrics) if evaluator.isLargerBetter() else np.argmin(tuned.validationMetrics))
     best_map = grid[best_i] if grid else {}
     best_params = {p.name: v for p, v in best_map.items()}
-    best: PipelineModel = tuned.bestModel
-    booster = best.stages[-1].get_booster()
+    best = cast(PipelineModel, tuned.bestModel)
+    fitted_xgb: Any = best.stages[-1]  # the fitted SparkXGBClassifierModel
+    booster = fitted_xgb.get_booster()
     best_iteration = getattr(booster, "best_iteration", None)
     label_w = "weighted" if weighted else "unweighted"
     results = [_metric_row("xgboost_tuned", label_w, evaluate(best.transform(test), label, k), tune_seconds,
@@ -319,7 +326,9 @@ def train_target(spark: SparkSession, rows: DataFrame, target: str, rcfg: Mappin
     if truth is not None:
         pred, maxp = bayes_predictions(test, truth, target)
         m = evaluate(pred, label, k)
-        expected = pred.agg(F.avg(maxp)).first()[0]
+        first = pred.agg(F.avg(maxp)).first()
+        assert first is not None, "an aggregate without groupBy returns exactly one row"
+        expected = first[0]
         bayes = {**m, "expected_accuracy": expected}
         results.append(_metric_row("bayes_optimal", "-", m, None, {"expected_accuracy": expected}))
     importance = gain_importance(best, assembled_names(D.FEATURES, D.CATEGORICAL))
@@ -392,7 +401,7 @@ def markdown_report(version: str, summary: Mapping[str, Any], per_target: Mappin
                 "|---|---|" + "---|" * len(res["results"][0]["precision"])]
         for r in res["results"]:
             out.append(f"| {r['model']} | {r['class_weights']} | " + " | ".join(
-                f"{p:.3f} / {rc:.3f}" for p, rc in zip(r["precision"], r["recall"])) + " |")
+                f"{p:.3f} / {rc:.3f}" for p, rc in zip(r["precision"], r["recall"], strict=True)) + " |")
         out += ["", "Confusion matrices (rows = true class, columns = predicted):", ""]
         for r in res["results"]:
             out.append(f"- {r['model']} ({r['class_weights']}): `{r['confusion']}`")
@@ -438,7 +447,7 @@ def train_review(spark: SparkSession, cfg: Mapping[str, Any]) -> dict[str, Any]:
                 rows.unpersist()
     finally:
         base.unpersist()
-    trained_at = dt.datetime.now(dt.timezone.utc)
+    trained_at = dt.datetime.now(dt.UTC)
     split_range = {k: [str(v[1]), str(v[2])] for k, v in stats.items()}
     fingerprint = {"features": D.FEATURES, "categorical": D.CATEGORICAL, "review": rcfg, "range": split_range}
     version = model_store.new_version(fingerprint, trained_at)

@@ -29,9 +29,10 @@ import os
 import re
 import threading
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Protocol, Sequence
+from typing import Any, Protocol
 
 from ecomrec_spark.identifiers import CUSTOMER_ID_PATTERN, PRODUCT_ID_PATTERN
 from ecomrec_spark.serving.store import VERSION_PATTERN
@@ -61,7 +62,7 @@ class Problem:
 
 def utc_text(value: dt.datetime) -> str:
     """``2026-12-05T03:20:00Z`` (with ``.ffffff`` only when there are fractions of a second)."""
-    value = value.astimezone(dt.timezone.utc) if value.tzinfo else value
+    value = value.astimezone(dt.UTC) if value.tzinfo else value
     return value.replace(tzinfo=None).isoformat(timespec="microseconds" if value.microsecond else "seconds") + "Z"
 
 
@@ -72,7 +73,7 @@ def _timestamp(value: Any) -> str:
         parsed = dt.datetime.fromisoformat(value)
     except ValueError:
         raise ValueError(f"timestamp {value!r} is not a real date and time") from None
-    return utc_text(parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc))
+    return utc_text(parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC))
 
 
 def _row_problems(row: Any) -> tuple[dict[str, Any] | None, list[str]]:
@@ -174,7 +175,7 @@ class Sink(Protocol):
 
 def _new_batch() -> tuple[str, float, str]:
     now = time.time()
-    return os.urandom(8).hex(), now, utc_text(dt.datetime.fromtimestamp(now, dt.timezone.utc).replace(microsecond=0))
+    return os.urandom(8).hex(), now, utc_text(dt.datetime.fromtimestamp(now, dt.UTC).replace(microsecond=0))
 
 
 class LocalSink:

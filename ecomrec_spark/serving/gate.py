@@ -23,7 +23,8 @@ False
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 NDCG, MACRO_F1 = "ndcg_at_10", "review_macro_f1"
 NDCG_K = "ndcg_k"  # the list length the NDCG figure was measured at (the build's recommend.k)

@@ -15,8 +15,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from ecomrec_spark.identifiers import SERVE_MODELS
 from ecomrec_spark.serving.store import Store, StoreUnavailable, VersionError

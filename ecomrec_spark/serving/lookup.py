@@ -17,8 +17,9 @@ client should get (422 bad input, 404 unknown product); store problems raise
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 from ecomrec_spark.identifiers import CUSTOMER_ID_PATTERN, PRODUCT_ID_PATTERN
 from ecomrec_spark.serving import keys

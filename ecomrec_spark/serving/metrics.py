@@ -11,7 +11,8 @@ ids make one time series, not a million.  The middleware is plain ASGI (no
 from __future__ import annotations
 
 import time
-from typing import Any, Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 

@@ -44,8 +44,9 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any
 
 from pyspark import StorageLevel
 from pyspark.sql import Column, DataFrame, SparkSession, Window
@@ -57,8 +58,16 @@ from ecomrec_spark.identifiers import SERVE_MODELS
 from ecomrec_spark.serving import gate, keys
 from ecomrec_spark.serving.gate import GateRefused
 from ecomrec_spark.serving.store import Store, open_store
-from ecomrec_spark.serving.versions import (REFUSED, PublishError, list_versions, live_metrics, next_version, prune,
-                                            rollback, store_errors)
+from ecomrec_spark.serving.versions import (
+    REFUSED,
+    PublishError,
+    list_versions,
+    live_metrics,
+    next_version,
+    prune,
+    rollback,
+    store_errors,
+)
 
 __all__ = ["NothingToPublish", "PublishError", "documents", "list_versions", "load_gold", "publish", "rollback",
            "version_info", "GateRefused"]
@@ -134,7 +143,7 @@ def product_info(gold: Gold) -> DataFrame:
     p = gold.products
     catalogue = [(c, alias) for c, alias in (("title", "name"), ("description", "description"), (C.CATEGORY, "_cat"))
                  if p is not None and c in p.columns]
-    if catalogue:  # the catalogue's products, text, and category for the ones no sale covers (seen, not sold)
+    if p is not None and catalogue:  # the catalogue's products, text, and category for the ones no sale covers (seen, not sold)
         names = p.where(F.col(C.PRODUCT_ID).isNotNull()).groupBy(C.PRODUCT_ID).agg(
             *[F.min(F.col(c)).alias(alias) for c, alias in catalogue])
         out = out.join(names, C.PRODUCT_ID, "full")
@@ -323,6 +332,7 @@ def version_info(spark: SparkSession, lake: str, gold: Gold, k: int) -> dict[str
 
     agg = gold.recommendations.where(F.col("rank") <= F.lit(k)).agg(
         F.max("model_version").alias("v"), F.collect_set("model").alias("models")).first()  # one row
+    assert agg is not None, "an aggregate without groupBy returns exactly one row"
     rec_version, models = agg["v"], _ordered_models(agg["models"] or [])
     runs = lk.read_optional(spark, lake, "gold", "recommendation_runs")
     run = None
@@ -343,7 +353,9 @@ def version_info(spark: SparkSession, lake: str, gold: Gold, k: int) -> dict[str
             ndcg_k = row["k"]
     review_version, macro_f1 = None, None
     if gold.review_scores is not None and "model_version" in gold.review_scores.columns:
-        review_version = gold.review_scores.agg(F.max("model_version")).first()[0]  # one aggregate
+        latest = gold.review_scores.agg(F.max("model_version")).first()  # one aggregate
+        assert latest is not None, "an aggregate without groupBy returns exactly one row"
+        review_version = latest[0]
         if review_version:
             macro_f1 = review_macro_f1(spark, lake, review_version)
     scopes: dict[str, list[str]] = {CATEGORY_SCOPE: [], REGION_SCOPE: []}
@@ -408,7 +420,9 @@ def publish(spark: SparkSession, cfg: Mapping[str, Any], force: bool = False) ->
     try:
         rows = {r[KIND]: int(r["count"]) for r in docs.groupBy(KIND).count().collect()}  # four rows
         # one customer to try the API with (printed by run-all / make demo): the smallest key, one scalar
-        first_key = docs.where(F.col(KIND) == keys.CUSTOMER).agg(F.min(KEY)).first()[0]
+        smallest = docs.where(F.col(KIND) == keys.CUSTOMER).agg(F.min(KEY)).first()
+        assert smallest is not None, "an aggregate without groupBy returns exactly one row"
+        first_key = smallest[0]
         with store_errors():
             version = next_version(store)
             store.begin(version, info)

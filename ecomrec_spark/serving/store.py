@@ -17,19 +17,21 @@ old or the new version whole.  Nothing here imports Spark: the API process uses 
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import sqlite3
 import threading
 import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Mapping, Protocol
+from typing import Any, Protocol
 
 try:  # the API's documents are parsed on every request: orjson (the [serve] extra) does it ~3x faster than json
     from orjson import loads as parse_document
 except ImportError:  # the Spark jobs (EMR installs no [serve] extra) only write documents, never parse them
-    parse_document = json.loads
+    parse_document = json.loads  # type: ignore[assignment]  # str/bytes in, the same documents out
 
 VERSION_PATTERN = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{6,12}$")
 PENDING, COMPLETE = "pending", "complete"
@@ -200,7 +202,7 @@ class SQLiteStore:
             conn.execute("DELETE FROM versions WHERE version = ?", (version,))
 
 
-def _dynamo_resource(region: str | None, endpoint_url: str | None):
+def _dynamo_resource(region: str | None, endpoint_url: str | None) -> Any:
     import boto3
 
     # a session of its own: boto3's default session and its resources must not be shared between threads
@@ -234,7 +236,7 @@ class DynamoStore:
         self._local = threading.local()
 
     @property
-    def db(self):
+    def db(self) -> Any:
         db = getattr(self._local, "db", None)
         if db is None:
             db = self._local.db = _dynamo_resource(self.region, self.endpoint_url)
@@ -248,7 +250,7 @@ class DynamoStore:
     def items_table(self, version: str) -> str:
         return f"{self.prefix}-items-{check_version(version)}"
 
-    def _table(self, name: str):
+    def _table(self, name: str) -> Any:
         db, tables = self.db, self._local.tables
         if name not in tables:
             tables[name] = db.Table(name)
@@ -294,9 +296,10 @@ class DynamoStore:
 
     def versions(self) -> list[VersionInfo]:
         table = self._table(self.versions_table)
-        items, kwargs = [], {}
+        items: list[dict[str, Any]] = []
+        kwargs: dict[str, Any] = {}
         while True:  # a handful of version records; Scan pages through them
-            page = self._call(lambda: table.scan(**kwargs))
+            page = self._call(functools.partial(table.scan, **kwargs))
             items += page.get("Items", [])
             if "LastEvaluatedKey" not in page:
                 break

@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import hashlib
 from bisect import bisect_right
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 DEFAULT = "default"    # a variant model meaning "the version's default_model"
 OVERRIDE = "override"  # the variant a response names when ``model=`` chose the list

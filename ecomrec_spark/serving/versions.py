@@ -20,10 +20,10 @@ import calendar
 import contextlib
 import logging
 import time
-from typing import Any, Iterator, Mapping
+from collections.abc import Iterator, Mapping
+from typing import Any
 
-from ecomrec_spark.serving.store import (COMPLETE, PENDING, Store, StoreUnavailable, VersionInfo, new_version,
-                                         open_store)
+from ecomrec_spark.serving.store import COMPLETE, PENDING, Store, StoreUnavailable, VersionInfo, new_version, open_store
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from ecomrec_spark.sources import amazon, events, events_api, olist, transactions
 from ecomrec_spark.sources.spec import TableSpec

@@ -6,7 +6,8 @@ canonical names so downstream code never sees the shop's own.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from ecomrec_spark.sources.spec import Col, TableSpec
 

@@ -7,7 +7,7 @@ sources is what later stages read.
 
 from __future__ import annotations
 
-from pyspark.sql import DataFrame, Window
+from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from ecomrec_spark import columns as C
@@ -17,7 +17,7 @@ from ecomrec_spark.transform.clean import as_rejects, dedupe, require_parent
 LINEAGE = [SOURCE_FILE, INGEST_RUN]
 
 
-def _category(raw: str, english: str | None = None):
+def _category(raw: str, english: str | None = None) -> Column:
     cat = F.lower(F.trim(F.col(raw)))
     if english:
         cat = F.coalesce(F.lower(F.trim(F.col(english))), cat)

@@ -6,7 +6,7 @@ the quarantine layout (raw_text, source_file, reason, ingest_run, table).
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F

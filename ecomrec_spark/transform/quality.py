@@ -6,7 +6,7 @@ come from plausible values, and filled-in values are never judged outliers.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F

@@ -11,8 +11,9 @@ lines, outliers) are written to quarantine or to ``silver/order_line_outliers``.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from functools import reduce
-from typing import Any, Mapping
+from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -36,7 +37,12 @@ def build_silver(spark: SparkSession, cfg: Mapping[str, Any]) -> dict[str, DataF
     """Canonical silver frames (not yet written) from the bronze tables of every source."""
     root = cfg["paths"]["lake"]
     sources = cfg.get("ingest", {}).get("sources", ["olist"])
-    bronze = lambda t: finished_slices(spark, root, t)  # noqa: E731  (only files whose ingest finished, balanced)
+
+    def bronze(t: str) -> DataFrame:  # only files whose ingest finished, balanced
+        rows = finished_slices(spark, root, t)
+        assert rows is not None, "required=True (the default) raises on a missing table"
+        return rows
+
     lines, products, customers, reviews, rejects, returns, evts, sellers, payments = ([] for _ in range(9))
 
     if "olist" in sources:

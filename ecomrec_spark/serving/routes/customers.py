@@ -6,8 +6,8 @@ from fastapi import APIRouter, Response
 
 from ecomrec_spark.serving import lookup
 from ecomrec_spark.serving.deps import AssignmentDep, MetricsDep, PointerDep
-from ecomrec_spark.serving.models import ErrorBody, Recommendations
 from ecomrec_spark.serving.live import Live
+from ecomrec_spark.serving.models import ErrorBody, Recommendations
 from ecomrec_spark.serving.routes import answer
 from ecomrec_spark.serving.routes.params import Category, CustomerId, K, Model, Region
 
