@@ -76,8 +76,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:  # `python bench/insights.py` from anywhere
@@ -796,7 +797,7 @@ def _ratio(r: float) -> str:
 
 def reading(pandas_runs: Sequence[Mapping[str, Any]], spark_runs: Sequence[Mapping[str, Any]]) -> list[str]:
     """A few plain sentences on the ratios."""
-    pairs = [(p, s) for p, s in zip(pandas_runs, spark_runs)]
+    pairs = [(p, s) for p, s in zip(pandas_runs, spark_runs, strict=False)]
     if not pairs:
         return []
     out = []
@@ -872,7 +873,7 @@ def render(meta: Mapping[str, Any], check: Mapping[str, Any], pandas_runs: Seque
     lines += ["### Timings", "",
               "| rows | pandas s | Spark s | pandas/Spark | pandas peak RSS | Spark peak RSS | Spark session start s |",
               "|---:|---:|---:|---:|---:|---:|---:|"]
-    for p, s in zip(pandas_runs, spark_runs):
+    for p, s in zip(pandas_runs, spark_runs, strict=False):
         lines.append(f"| {_rows(s['rows'])} | {_s(p['seconds'])} | {_s(s['seconds'])} | "
                      f"{_ratio(p['seconds'] / s['seconds'])} | {_gib(p['peak_rss'])} | {_gib(s['peak_rss'])} | "
                      f"{s['session_seconds']:.1f} |")
@@ -881,7 +882,7 @@ def render(meta: Mapping[str, Any], check: Mapping[str, Any], pandas_runs: Seque
               "| rows | pandas read + sold lines s | pandas sales_trends s | pandas season_correlation s | "
               "Spark sales_trends s | Spark season_correlation s | sales_trends rows | season_correlation rows |",
               "|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    for p, s in zip(pandas_runs, spark_runs):
+    for p, s in zip(pandas_runs, spark_runs, strict=False):
         ps, ss = p["steps"], s["steps"]
         agree = all(p["output_rows"][t] == s["output_rows"][t] for t in TABLES)
         rows_txt = [f"{_rows(s['output_rows'][t])}" + ("" if agree else f" (pandas {_rows(p['output_rows'][t])})")
@@ -900,7 +901,7 @@ def render(meta: Mapping[str, Any], check: Mapping[str, Any], pandas_runs: Seque
 def summary_table(pandas_runs, spark_runs) -> str:
     """A plain-text table for the terminal."""
     out = [f"{'rows':>12} {'pandas s':>9} {'spark s':>9} {'pandas/spark':>13} {'pandas GiB':>11} {'spark GiB':>10}"]
-    for p, s in zip(pandas_runs, spark_runs):
+    for p, s in zip(pandas_runs, spark_runs, strict=False):
         out.append(f"{s['rows']:>12,} {p['seconds']:>9.2f} {s['seconds']:>9.2f} {p['seconds'] / s['seconds']:>13.3f} "
                    f"{p['peak_rss'] / 2**30:>11.2f} {s['peak_rss'] / 2**30:>10.2f}")
     return "\n".join(out)
@@ -1017,7 +1018,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.check_rows < MIN_ROWS:
         raise SystemExit(f"--check-rows must be >= {MIN_ROWS}")
     exe = os.path.relpath(sys.executable, Path.cwd()) if sys.executable.startswith(str(REPO_ROOT)) else sys.executable
-    meta = {"date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+    meta = {"date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
             "command": shlex.join([exe, *sys.argv]), "machine": machine_info(), "versions": versions()}
     log.info("machine: %s", meta["machine"])
     log.info("versions: %s", meta["versions"])

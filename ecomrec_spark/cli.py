@@ -12,7 +12,8 @@ import argparse
 import contextlib
 import logging
 import sys
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from ecomrec_spark import registry, runs
 from ecomrec_spark.config import ConfigError, is_local_path, load_config, local_path
@@ -20,6 +21,9 @@ from ecomrec_spark.identifiers import CUSTOMER_ID_PATTERN
 from ecomrec_spark.lease import LeaseHeld
 from ecomrec_spark.serving.gate import GateRefused
 from ecomrec_spark.summary import summarize
+
+if TYPE_CHECKING:  # the CLI imports pyspark only once a command needs Spark
+    from pyspark.sql import SparkSession
 
 log = logging.getLogger("ecomrec_spark")
 
@@ -115,7 +119,7 @@ def _validate_recommend(args: argparse.Namespace) -> None:
         raise ConfigError(f"--k must be in [1, 100], got {args.k}")
 
 
-def _generate(spark, cfg: Mapping[str, Any], out: str | None, orders: int | None, seed: int | None) -> dict[str, Any]:
+def _generate(spark: SparkSession, cfg: Mapping[str, Any], out: str | None, orders: int | None, seed: int | None) -> dict[str, Any]:
     from ecomrec_spark.config import validate_uri
     from ecomrec_spark.generate.dataset import generate_dataset
 
@@ -179,7 +183,7 @@ def run(args: argparse.Namespace, cfg: Mapping[str, Any] | None = None) -> dict[
             return _run_spark(args, cfg, spark)
 
 
-def _run_spark(args: argparse.Namespace, cfg: Mapping[str, Any], spark) -> dict[str, Any]:
+def _run_spark(args: argparse.Namespace, cfg: Mapping[str, Any], spark: SparkSession) -> dict[str, Any]:
     """The commands that need Spark but are not run-all, once the session is up (and the lease held, for writers)."""
     from ecomrec_spark import stages
 

@@ -20,8 +20,9 @@ imported only when it runs.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 
 def _resolve(target: str) -> Callable[..., Any]:

@@ -7,7 +7,8 @@ in order; each names its ``*_lines(result, lake)`` function here.  No pyspark.
 from __future__ import annotations
 
 import json
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from ecomrec_spark import registry, runs
 

@@ -269,7 +269,7 @@ def test_athena_ddl_command_on_an_s3_lake_with_conf_emr_and_the_bucket_filled(sp
     assert done.returncode == 0, done.stderr[-2000:]
     assert cat.split_statements(out.read_text()) == ["CREATE DATABASE IF NOT EXISTS ecomrec"] + [
         f"CREATE EXTERNAL TABLE IF NOT EXISTS ecomrec.{n} LOCATION 's3://{BUCKET}/lake/{layer}/{t}/' "
-        "TBLPROPERTIES ('table_type'='DELTA')" for n, (layer, t) in zip(EXPECTED_NAMES, EXPECTED_TABLES)]
+        "TBLPROPERTIES ('table_type'='DELTA')" for n, (layer, t) in zip(EXPECTED_NAMES, EXPECTED_TABLES, strict=True)]
 
 
 def test_athena_ddl_of_a_local_lake_needs_an_s3_prefix(spark, tiny_lake):

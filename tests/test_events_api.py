@@ -9,9 +9,9 @@ from pathlib import Path
 from pyspark.testing import assertDataFrameEqual
 
 from ecomrec_spark import lake as lk
-from ecomrec_spark.summary import ab_lines
 from ecomrec_spark.config import load_config
 from ecomrec_spark.stages import ab_report_stage, ingest_stage, transform_stage
+from ecomrec_spark.summary import ab_lines
 
 
 def _event(customer: str, product: str, kind: str, ts: str, variant: str | None = "control",

@@ -22,12 +22,12 @@ import pytest
 
 from ecomrec_spark import lake as lk
 from ecomrec_spark.cli import main
-from ecomrec_spark.summary import publish_lines
 from ecomrec_spark.config import load_config
 from ecomrec_spark.recommend.evaluate import METRIC_KEYS, metrics_frame
 from ecomrec_spark.serving import gate
 from ecomrec_spark.serving.publish import PublishError, list_versions, publish, rollback
 from ecomrec_spark.serving.store import SQLITE_FILE, new_version, open_store
+from ecomrec_spark.summary import publish_lines
 
 K = 2  # serving.k: every list is cut to two items
 TS = dt.datetime(2018, 8, 1)

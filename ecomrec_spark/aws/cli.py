@@ -28,7 +28,6 @@ from ecomrec_spark.aws.settings import check_serverless_id, resolve_settings
 from ecomrec_spark.config import bucket_filled_paths, load_config, parse_overrides
 
 
-
 def _serving_section(data: Mapping[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
     """The config file's ``serving:`` section with ``--set serving.*`` applied."""
     section = copy.deepcopy(dict(data.get("serving") or {}))
