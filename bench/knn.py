@@ -229,7 +229,8 @@ def _timed(spark, group: str, fn) -> dict[str, Any]:
 
 
 def _worker(a: argparse.Namespace) -> dict[str, Any]:
-    from ecomrec_spark.recommend.knn import exact_top_k, lsh_params, lsh_top_k, recall_at_k
+    from ecomrec_spark.recommend.knn import exact_top_k, lsh_top_k, recall_at_k
+    from ecomrec_spark.recommend.lsh_rule import lsh_params
 
     t0 = time.perf_counter()
     spark = bench_session(a.driver_memory, f"bench-knn-{a.worker}")

@@ -12,7 +12,8 @@ from pyspark.ml.linalg import Vectors
 from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
-from ecomrec_spark.recommend.knn import exact_top_k, exact_top_k_few_queries, lsh_params, lsh_top_k, recall_at_k
+from ecomrec_spark.recommend.knn import exact_top_k, exact_top_k_few_queries, lsh_top_k, recall_at_k
+from ecomrec_spark.recommend.lsh_rule import lsh_params
 
 
 def _unit(deg: float) -> list[float]:

@@ -32,7 +32,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from ecomrec_spark import columns as C
-from ecomrec_spark.recommend import filters, knn, popularity
+from ecomrec_spark.recommend import filters, knn, lsh_rule, popularity
 from ecomrec_spark.recommend.interactions import TS, build_interactions, purchases
 
 log = logging.getLogger(__name__)
@@ -122,7 +122,7 @@ def nearest(queries: DataFrame, items: DataFrame, n: int, kcfg: Mapping[str, Any
         kw["item_out"] = item_out
     if method == "exact":
         return knn.exact_top_k(queries, items, n, **kw), {"method": "exact", "n_items": n_items, "dim": dim}
-    params = knn.lsh_params(items, queries, n, target_recall=kcfg["target_recall"], seed=seed,
+    params = lsh_rule.lsh_params(items, queries, n, target_recall=kcfg["target_recall"], seed=seed,
                             query_col=queries.columns[0], exclude_self=exclude_self)
     out = knn.lsh_top_k(queries, items, n, params["bucket_length"], params["num_tables"], params["threshold"],
                         seed=seed, **kw)
