@@ -204,7 +204,8 @@ def _check(node: Mapping[str, Any], schema: Mapping[str, Any], prefix: str) -> N
             raise ConfigError(f"config key '{name}' must be {_type_name(spec)}, got {value!r}")
 
 
-def _set_dotted(cfg: dict[str, Any], dotted: str, value: Any) -> None:
+def set_dotted(cfg: dict[str, Any], dotted: str, value: Any) -> None:
+    """Set ``a.b.c`` in a nested dict, creating sections (``spark.conf.*`` keys stay whole)."""
     if dotted.startswith(SPARK_CONF_PREFIX):  # Spark's own keys are dotted: keep them whole
         cfg.setdefault("spark", {}).setdefault("conf", {})[dotted[len(SPARK_CONF_PREFIX):]] = value
         return
@@ -323,7 +324,7 @@ def load_config(path: str | os.PathLike[str] | None = None, overrides: Iterable[
         raise ConfigError(f"config file {conf_path} must hold a mapping at the top level")
     cfg = _with_defaults(cfg, conf_path)
     for key, value in parse_overrides(overrides):
-        _set_dotted(cfg, key, value)
+        set_dotted(cfg, key, value)
     cfg["paths"] = {**cfg.get("paths", {}), **bucket_filled_paths(cfg)}
     _check(cfg, SCHEMA, "")
     for required in ("raw", "lake"):

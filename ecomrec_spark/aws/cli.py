@@ -25,20 +25,20 @@ from ecomrec_spark.aws.iam import render_iam
 from ecomrec_spark.aws.layout import DEFAULT_CONF, PIPELINE, serverless_job_log_uri
 from ecomrec_spark.aws.serverless import serverless_down, serverless_status
 from ecomrec_spark.aws.settings import check_serverless_id, resolve_settings
-from ecomrec_spark.config import bucket_filled_paths, load_config, parse_overrides
+from ecomrec_spark.config import bucket_filled_paths, load_config, parse_overrides, set_dotted
+
+
+def _section(data: Mapping[str, Any], name: str, overrides: Sequence[str]) -> dict[str, Any]:
+    """The config file's ``name:`` section with the ``--set name.*`` overrides applied (no full config checks)."""
+    tree = {name: copy.deepcopy(dict(data.get(name) or {}))}
+    for key, value in parse_overrides(overrides):
+        if key.startswith(f"{name}."):
+            set_dotted(tree, key, value)
+    return tree[name]
 
 
 def _serving_section(data: Mapping[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
-    """The config file's ``serving:`` section with ``--set serving.*`` applied."""
-    section = copy.deepcopy(dict(data.get("serving") or {}))
-    for key, value in parse_overrides(overrides):
-        if key.startswith("serving."):
-            node = section
-            parts = key.split(".")[1:]
-            for part in parts[:-1]:
-                node = node.setdefault(part, {})
-            node[parts[-1]] = value
-    return section
+    return _section(data, "serving", overrides)
 
 
 def _read_emr_section(conf: str | None, overrides: Sequence[str]) -> tuple[Path, dict[str, Any], dict[str, Any]]:
@@ -49,15 +49,7 @@ def _read_emr_section(conf: str | None, overrides: Sequence[str]) -> tuple[Path,
     data = yaml.safe_load(path.read_text()) or {}
     if not isinstance(data, dict):
         raise ValueError(f"config file {path} must hold a mapping at the top level")  # noqa: TRY004
-    section = copy.deepcopy(data.get("emr") or {})
-    for key, value in parse_overrides(overrides):
-        if key.startswith("emr."):
-            node = section
-            parts = key.split(".")[1:]
-            for part in parts[:-1]:
-                node = node.setdefault(part, {})
-            node[parts[-1]] = value
-    return path, data, section
+    return path, data, _section(data, "emr", overrides)
 
 
 def _bucket_overrides(data: Mapping[str, Any], section: Mapping[str, Any], overrides: Sequence[str]) -> list[str]:
