@@ -128,9 +128,7 @@ def test_the_insights_tables_are_queryable_in_the_local_catalog(spark, demo):
 
 
 def test_the_stages_write_the_report_and_print_its_path(demo):
-    from ecomrec_spark.stages import PIPELINE
-
-    names = [name for name, _ in PIPELINE]
+    from ecomrec_spark.registry import NAMES as names
     done_before = ("ingest", "transform", "build-recommendations", "evaluate-recommendations")
     assert tuple(n for n in names if n not in done_before) == REMAINING_STAGES
     assert demo["codes"] == {c: 0 for c in REMAINING_STAGES}
