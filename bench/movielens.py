@@ -260,7 +260,8 @@ def build_als(train, p: dict[str, Any]):
 
 
 def build_item_item(train, p: dict[str, Any]):
-    from ecomrec_spark.recommend.item_item import fit_item_item, recommend_item_item
+    from ecomrec_spark.recommend.item_item import fit_item_item
+    from ecomrec_spark.recommend.item_item_scoring import recommend_item_item
 
     def go():
         fitted = fit_item_item(train, method=p["method"], reg_lambda=p.get("reg_lambda", 300.0),
@@ -271,7 +272,8 @@ def build_item_item(train, p: dict[str, Any]):
 
 def build_ease_full(train, p: dict[str, Any]):
     """Unpruned EASE (dense ``W``, ``mapInArrow`` scoring)."""
-    from ecomrec_spark.recommend.item_item import fit_item_item, recommend_item_item
+    from ecomrec_spark.recommend.item_item import fit_item_item
+    from ecomrec_spark.recommend.item_item_scoring import recommend_item_item
 
     def go():
         fitted = fit_item_item(train, method="ease", reg_lambda=p["reg_lambda"], max_neighbors=None)
@@ -302,7 +304,8 @@ def tune_ease_full(fit_train, val, lambdas: list[float] | None) -> list[dict[str
 
 def tune(fit_train, val, catalogue: int, grid: dict[str, list], only: tuple[str, ...] = FAMILIES) -> dict[str, Any]:
     """Staged grid searches by validation nDCG@10; returns every trial and the chosen params."""
-    from ecomrec_spark.recommend.item_item import fit_ease_grid, recommend_item_item
+    from ecomrec_spark.recommend.item_item import fit_ease_grid
+    from ecomrec_spark.recommend.item_item_scoring import recommend_item_item
 
     trials: dict[str, list[dict[str, Any]]] = {"als": [], "ease": [], "cosine": [], "ease_full": []}
     chosen: dict[str, dict[str, Any]] = {}

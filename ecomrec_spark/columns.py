@@ -33,6 +33,10 @@ EVENT_TYPE = "event_type"
 
 UNKNOWN_CATEGORY = "unknown"
 
+# Lineage columns ingest adds to every bronze row; transform carries them into silver
+SOURCE_FILE = "_source_file"
+INGEST_RUN = "_ingest_run"
+
 # The canonical order-line fact, in column order.
 ORDER_LINE_COLUMNS = [
     SOURCE, ORDER_ID, LINE_ID, CUSTOMER_ID, PRODUCT_ID, SELLER_ID, CATEGORY, ORDER_STATUS, ORDER_TS, APPROVED_TS,

@@ -9,9 +9,9 @@ from ecomrec_spark.recommend.item_item import (
     ease_weights,
     fit_ease_grid,
     fit_item_item,
-    recommend_item_item,
     similar_items,
 )
+from ecomrec_spark.recommend.item_item_scoring import recommend_item_item
 
 # Group A (a1..a4) buys p1..p3, group B (b1..b4) buys p4..p6; a4 lacks p3, b4 lacks p6.
 ROWS = ([(c, p) for c in ("a1", "a2", "a3", "a4") for p in ("p1", "p2", "p3") if (c, p) != ("a4", "p3")]

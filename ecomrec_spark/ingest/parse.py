@@ -12,13 +12,12 @@ from __future__ import annotations
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
+from ecomrec_spark.columns import INGEST_RUN, SOURCE_FILE  # noqa: F401  (ingest/run.py and tests import them from here)
 from ecomrec_spark.sources.spec import Col, TableSpec
 
 CORRUPT = "_corrupt_record"
 REASON = "_reject_reason"
 RAW_TEXT = "_raw_text"
-SOURCE_FILE = "_source_file"
-INGEST_RUN = "_ingest_run"
 RAW_LINE = "_raw_line"  # JSON Lines: the line as written, kept as the quarantined text
 
 # ISO-8601 date and time, optional fraction (up to microseconds, Spark's precision) and zone; no zone means UTC

@@ -213,7 +213,7 @@ def fit_models(spark: SparkSession, inputs: Inputs, rc: Mapping[str, Any], model
             out.similar["content"] = csim.withColumnRenamed("_query", C.PRODUCT_ID)
     for name, method in (("item_knn", "cosine"), ("ease", "ease")):
         if name in models:
-            from ecomrec_spark.recommend import item_item
+            from ecomrec_spark.recommend import item_item, item_item_scoring
 
             ii = rc["item_item"]
             # EASE: ease_neighbors null = the unpruned dense model up to dense_max_items (else max_neighbors kept)
@@ -224,7 +224,7 @@ def fit_models(spark: SparkSession, inputs: Inputs, rc: Mapping[str, Any], model
                 fallback_neighbors=ii["max_neighbors"])
             out.info[name] = fitted_ii.params
             out.keep(fitted_ii)
-            out.candidates[name] = _as_recs(item_item.recommend_item_item(fitted_ii, inter, n_cand, exclude_history=False),
+            out.candidates[name] = _as_recs(item_item_scoring.recommend_item_item(fitted_ii, inter, n_cand, exclude_history=False),
                                             name, "score")
     for name, cand in out.candidates.items():  # every list is read once per model and setting downstream
         out.candidates[name] = cand.persist(StorageLevel.MEMORY_AND_DISK)

@@ -26,6 +26,7 @@ from pyspark.sql import functions as F
 
 from ecomrec_spark import columns as C
 from ecomrec_spark import model_store
+from ecomrec_spark.importance import gain_importance  # noqa: F401  (ltr.py and tests read R.gain_importance)
 from ecomrec_spark.recommend.candidates import LABELS
 from ecomrec_spark.recommend.rank_features import LABEL, QID
 
@@ -87,8 +88,3 @@ def with_reason(ranked: DataFrame, generators: Sequence[str]) -> DataFrame:
     return ranked.withColumn("reason", F.concat(F.lit(REASON_PREFIX), F.concat_ws(", ", *parts)))
 
 
-def gain_importance(model: PipelineModel, names: Sequence[str]) -> dict[str, float]:
-    """Gain importance per feature name, largest first (the review model's reader, same booster layout)."""
-    from ecomrec_spark.review.train import gain_importance as _gain
-
-    return _gain(model, names)

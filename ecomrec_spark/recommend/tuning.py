@@ -74,7 +74,8 @@ def als_grid(grid: Mapping[str, Sequence[float]]) -> list[dict[str, Any]]:
 def tune_ease(interactions: DataFrame, truth: DataFrame, rc: Mapping[str, Any], exclude_seen: bool
               ) -> dict[str, Any]:
     """EASE's ``reg_lambda`` by NDCG@k: see :func:`tune_models` (``truth`` already restricted)."""
-    from ecomrec_spark.recommend.item_item import DENSE_MAX_ITEMS, history_arrays, iter_ease_grid, recommend_item_item
+    from ecomrec_spark.recommend.item_item import DENSE_MAX_ITEMS, iter_ease_grid
+    from ecomrec_spark.recommend.item_item_scoring import history_arrays, recommend_item_item
 
     ii, k = rc["item_item"], rc["k"]
     neighbors = ii.get("ease_neighbors")

@@ -38,6 +38,7 @@ from pyspark.sql import types as T
 from ecomrec_spark import columns as C
 from ecomrec_spark import lake as lk
 from ecomrec_spark import model_store, storage
+from ecomrec_spark.importance import gain_importance
 from ecomrec_spark.review import dataset as D
 from ecomrec_spark.review.metrics import evaluate
 
@@ -210,18 +211,6 @@ def majority_predictions(train: DataFrame, test: DataFrame, label_col: str, n_cl
             .withColumn("prediction", best.cast("double"))
             .withColumn("probability", array_to_vector(probs))
             .drop(*[f"_p{k}" for k in range(n_classes)]))
-
-
-def gain_importance(model: PipelineModel, names: Sequence[str]) -> dict[str, float]:
-    """XGBoost gain importance per feature name (0 for a feature never split on)."""
-    xgb: Any = model.stages[-1]  # the fitted SparkXGBClassifierModel
-    booster = xgb.get_booster()
-    raw = booster.get_score(importance_type="gain")
-    out = {n: 0.0 for n in names}
-    for key, value in raw.items():
-        name = names[int(key[1:])] if key.startswith("f") and key[1:].isdigit() and int(key[1:]) < len(names) else key
-        out[name] = float(value)
-    return dict(sorted(out.items(), key=lambda kv: -kv[1]))
 
 
 # ------------------------------------------------------------------ Bayes reference on generated data

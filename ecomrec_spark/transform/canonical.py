@@ -11,7 +11,7 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from ecomrec_spark import columns as C
-from ecomrec_spark.ingest.parse import INGEST_RUN, SOURCE_FILE
+from ecomrec_spark.columns import INGEST_RUN, SOURCE_FILE
 from ecomrec_spark.transform.clean import as_rejects, dedupe, require_parent
 
 LINEAGE = [SOURCE_FILE, INGEST_RUN]

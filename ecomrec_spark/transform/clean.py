@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
-from ecomrec_spark.ingest.parse import INGEST_RUN, SOURCE_FILE
+from ecomrec_spark.columns import INGEST_RUN, SOURCE_FILE
 
 REJECT_COLUMNS = ["raw_text", "source_file", "reason", "ingest_run", "table"]
 

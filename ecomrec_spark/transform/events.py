@@ -14,7 +14,7 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from ecomrec_spark import columns as C
-from ecomrec_spark.ingest.parse import INGEST_RUN, SOURCE_FILE
+from ecomrec_spark.columns import INGEST_RUN, SOURCE_FILE
 
 # interest strength for the recommender; an API click opens the product like a view, an impression shows no interest
 EVENT_RANK = {"view": 1, "click": 1, "cart": 2, "remove_from_cart": 2, "purchase": 3}

@@ -20,7 +20,7 @@ from pyspark.sql import functions as F
 
 from ecomrec_spark import columns as C
 from ecomrec_spark import lake
-from ecomrec_spark.ingest.parse import INGEST_RUN, SOURCE_FILE
+from ecomrec_spark.columns import INGEST_RUN, SOURCE_FILE
 from ecomrec_spark.ingest.run import finished_slices
 from ecomrec_spark.transform import aggregates, canonical, events, features, quality
 from ecomrec_spark.transform.clean import dedupe
