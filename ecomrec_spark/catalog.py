@@ -39,6 +39,8 @@ from pyspark.sql import DataFrame, SparkSession
 
 from ecomrec_spark import lake as lk
 from ecomrec_spark import storage
+from ecomrec_spark.aws.s3 import parse_s3_uri
+from ecomrec_spark.config import is_local_path, local_path
 from ecomrec_spark.identifiers import validate_identifier, validate_workgroup
 
 log = logging.getLogger(__name__)
@@ -133,8 +135,6 @@ def listed_tables(lake: str, client: Any = None) -> list[TableRef]:
     default credential chain; ``AWS_ENDPOINT_URL_S3`` for another endpoint).  What ``ecomrec athena-ddl`` needs:
     the Athena DDL names folders only, Athena reads each schema from the Delta log itself.
     """
-    from ecomrec_spark.config import is_local_path, local_path
-
     found: list[TableRef] = []
     if is_local_path(lake):
         root = local_path(lake)
@@ -144,14 +144,8 @@ def listed_tables(lake: str, client: Any = None) -> list[TableRef]:
             found += [(layer, t, lk.table_path(lake, layer, t)) for t in names
                       if any((folder / t / "_delta_log").glob("*.json"))]
         return found
-    from ecomrec_spark.aws.s3 import parse_s3_uri
-
     bucket, key = parse_s3_uri(_S3_SCHEME.sub("s3://", lake))
-    if client is None:
-        import boto3
-
-        client = boto3.client("s3")
-    pages = client.get_paginator("list_objects_v2")
+    pages = _s3_client(client).get_paginator("list_objects_v2")
     for layer in CATALOG_LAYERS:
         prefix = f"{key.rstrip('/')}/{layer}/".lstrip("/")
         names = sorted(p["Prefix"][len(prefix):].rstrip("/") for page in
@@ -164,6 +158,15 @@ def listed_tables(lake: str, client: Any = None) -> list[TableRef]:
     return found
 
 
+def _s3_client(client: Any) -> Any:
+    """``client``, or boto3's S3 client from the default chain (``AWS_ENDPOINT_URL_S3`` for another endpoint)."""
+    if client is not None:
+        return client
+    import boto3
+
+    return boto3.client("s3")
+
+
 def write_athena_ddl(lake: str, out_path: str, database: str = DEFAULT_DATABASE, s3_lake: str | None = None,
                      client: Any = None) -> str:
     """``ecomrec athena-ddl`` with no SparkSession: list the lake (:func:`listed_tables`), write the DDL to a
@@ -172,21 +175,13 @@ def write_athena_ddl(lake: str, out_path: str, database: str = DEFAULT_DATABASE,
     statements = ddl_statements(None, lake, database, flavour="athena", s3_lake=s3_lake, tables=tables)  # type: ignore[arg-type]
     where = f"{lake} (rendered at its S3 copy {s3_lake})" if s3_lake else lake
     text = _script(statements, _athena_header(where))
-    from ecomrec_spark.config import is_local_path, local_path
-
     if is_local_path(out_path):
         target = local_path(out_path)
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(text)
     else:
-        from ecomrec_spark.aws.s3 import parse_s3_uri
-
         bucket, key = parse_s3_uri(_S3_SCHEME.sub("s3://", out_path))
-        if client is None:
-            import boto3
-
-            client = boto3.client("s3")
-        client.put_object(Bucket=bucket, Key=key, Body=text.encode(), ContentType="text/plain; charset=utf-8")
+        _s3_client(client).put_object(Bucket=bucket, Key=key, Body=text.encode(), ContentType="text/plain; charset=utf-8")
     log.info("wrote Athena DDL for %d tables of %s to %s", len(tables), lake, out_path)
     return text
 

@@ -197,7 +197,10 @@ def ingest_table(spark: SparkSession, spec: TableSpec, raw_root: str, lake_root:
         _write_slices(spark, spec, lake_root, run_id, checks)
         counts = _reconcile(spark, spec, lake_root, paths, [f.path for f in todo if f.size > 0])
     except (Py4JJavaError, PySparkException) as exc:  # a file Spark cannot read (a cut gzip): name it, not a trace
-        raise IngestError(_read_failure(spec, paths, exc)) from exc
+        message = _read_failure(spec, paths, exc)
+        if message is None:  # names none of the files: not a read problem (e.g. a write conflict), keep it as it is
+            raise
+        raise IngestError(message) from exc
     rows = reconciliation_rows(spec, checks, counts, run_id)
     balanced = [r for r in rows if r["balanced"]]
     for r in rows:
@@ -264,8 +267,8 @@ def _root_cause(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
 
 
-def _read_failure(spec: TableSpec, paths: list[str], exc: BaseException) -> str:
-    """The message of a failed read: the file(s) Spark's error names (all of this attempt's when it names none)."""
+def _read_failure(spec: TableSpec, paths: list[str], exc: BaseException) -> str | None:
+    """The message of a failed read naming the file(s) Spark's error names; None when it names none of them."""
     text = str(exc)
     java = getattr(exc, "java_exception", None) or getattr(exc, "_origin", None)
     if java is not None:
@@ -274,7 +277,9 @@ def _read_failure(spec: TableSpec, paths: list[str], exc: BaseException) -> str:
         except Py4JError:
             pass
     named = [p for p in paths if urlparse(p).path in text]
-    return (f"table {spec.table}: cannot read the file(s) {', '.join(named or paths)} ({_root_cause(exc)}). "
+    if not named:
+        return None
+    return (f"table {spec.table}: cannot read the file(s) {', '.join(named)} ({_root_cause(exc)}). "
             "Nothing of them is recorded as ingested, so the next run retries them; fix or remove the file(s)")
 
 
