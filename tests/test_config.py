@@ -169,3 +169,49 @@ def test_emr_bucket_fills_the_bucket_placeholder_for_every_command():
         "reports": "s3://other/rep"}  # a path set by the user keeps its value
     with pytest.raises(ConfigError, match="config key 'emr.bucket' = 'Shop_1' is not an S3 bucket name"):
         load_config(REPO / "conf" / "emr.yaml", ["emr.bucket=Shop_1"])
+
+
+def test_an_unknown_nested_key_names_its_dotted_path_and_the_allowed_keys():
+    with pytest.raises(ConfigError) as err:
+        load_config(None, ["recommend.knn.metod=exact"])
+    message = str(err.value)
+    assert "unknown config key 'recommend.knn.metod'" in message
+    assert "allowed here: recommend.knn.exact_max_products, recommend.knn.method, recommend.knn.target_recall" in message
+
+
+def test_a_string_for_an_int_and_a_bool_for_a_number_are_refused_naming_the_key():
+    with pytest.raises(ConfigError) as err:
+        load_config(None, ["recommend.k='3'"])  # quoted: a YAML string, never coerced
+    assert "config key 'recommend.k' must be int, got '3'" in str(err.value)
+    with pytest.raises(ConfigError) as err:
+        load_config(None, ["recommend.als.alpha=true"])
+    assert "config key 'recommend.als.alpha' must be int or float, got True" in str(err.value)
+    with pytest.raises(ConfigError) as err:
+        load_config(None, ["serving.variants=[{name: a, model: ease, weight: 1, share: 2}]"])
+    assert "unknown config key 'serving.variants[0].share'" in str(err.value)
+
+
+def test_review_dates_read_by_yaml_as_dates_come_back_as_iso_strings(tmp_path):
+    conf = tmp_path / "dates.yaml"  # YAML reads each unquoted date as a datetime.date
+    conf.write_text("paths: {raw: ./data/generated, lake: ./lake}\n"
+                    "review: {split: {train_until: 2018-01-01, validation_until: 2018-03-01}}\n")
+    cfg = load_config(conf, ["recommend.evaluate.cutoff=2018-06-01"])
+    assert cfg["review"]["split"]["train_until"] == "2018-01-01"
+    assert cfg["review"]["split"]["validation_until"] == "2018-03-01"
+    assert cfg["recommend"]["evaluate"]["cutoff"] == "2018-06-01"
+    with pytest.raises(ConfigError) as err:
+        load_config(None, ["review.split.train_until=2018-03-01", "review.split.validation_until=2018-01-01"])
+    assert "config key 'review.split.validation_until' must be after review.split.train_until (2018-03-01)" \
+        in str(err.value)
+
+
+def test_a_bad_emr_value_is_a_config_error_and_still_a_value_error():
+    from ecomrec_spark.aws.settings import resolve_settings
+
+    with pytest.raises(ConfigError) as err:
+        resolve_settings({"bucket": "shop", "region": "eu-west-1", "idle_timeout_seconds": 10})
+    assert isinstance(err.value, ValueError)
+    assert str(err.value) == ("config key 'emr.idle_timeout_seconds' must be in [60, 604800], got 10; "
+                              "fix: --set emr.idle_timeout_seconds=1800 (auto-termination stays on)")
+    with pytest.raises(ValueError, match="unknown config key 'emr.encryption.at_rest'"):
+        resolve_settings({"bucket": "shop", "region": "eu-west-1", "encryption": {"at_rest": False}})
