@@ -20,6 +20,7 @@ from ecomrec_spark.config import ConfigError, is_local_path, load_config, local_
 from ecomrec_spark.identifiers import CUSTOMER_ID_PATTERN
 from ecomrec_spark.lease import LeaseHeld
 from ecomrec_spark.serving.gate import GateRefused
+from ecomrec_spark.settings import Settings
 from ecomrec_spark.summary import summarize
 
 if TYPE_CHECKING:  # the CLI imports pyspark only once a command needs Spark
@@ -142,11 +143,12 @@ def run(args: argparse.Namespace, cfg: Mapping[str, Any] | None = None) -> dict[
     if args.command == "serve":
         from ecomrec_spark.serving.api import serve
 
-        return {"serve": serve(cfg, args.host, args.port)}
+        return {"serve": serve(Settings.from_config(cfg), args.host, args.port)}
     if args.command == "publish" and (args.list or args.rollback):
         from ecomrec_spark.serving.versions import list_versions, rollback  # no pyspark import
 
-        return {"publish": rollback(cfg) if args.rollback else list_versions(cfg)}
+        settings = Settings.from_config(cfg)
+        return {"publish": rollback(settings) if args.rollback else list_versions(settings)}
     if args.command == "athena-ddl":  # folder listings only (Athena reads each schema from the Delta log): no Spark
         from ecomrec_spark.catalog import write_athena_ddl
 
@@ -211,7 +213,7 @@ def _run_spark(args: argparse.Namespace, cfg: Mapping[str, Any], spark: SparkSes
     if args.command == "publish":
         from ecomrec_spark.serving.publish import publish
 
-        return {"publish": publish(spark, cfg, force=args.force)}
+        return {"publish": publish(spark, Settings.from_config(cfg), force=args.force)}
     return {args.command: registry.BY_NAME[args.command].load()(spark, cfg)}
 
 

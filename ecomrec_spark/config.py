@@ -13,12 +13,15 @@ import re
 import types
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union, get_args, get_origin
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from ecomrec_spark.identifiers import bucket_problem
+
+if TYPE_CHECKING:
+    from ecomrec_spark.settings import Settings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONF = REPO_ROOT / "conf" / "local.yaml"
@@ -56,6 +59,53 @@ def validate_uri(name: str, uri: str) -> str:
 
 
 # ------------------------------------------------------------------------------------------------------------------
+
+# ------------------------------------------------------------------------------------------------------------------
+# The pydantic plumbing of the settings models (ecomrec_spark.settings, aws.settings)
+# ------------------------------------------------------------------------------------------------------------------
+
+Num = Union[int, float]  # noqa: UP007 (a runtime union: strict mode keeps an int an int)
+
+
+def fix(text: str) -> Any:
+    """Field metadata: the fix a type or range error on this key suggests (``...; fix: <text>``)."""
+    return {"fix": text}
+
+
+class Section(BaseModel):
+    """Every section: unknown keys, wrong types (no ``"3"`` for an int, no bool for a number) are refused."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+def rule(check: Any, *fields: str, before: bool = False) -> Any:
+    """A field validator made of a plain function of the value (it raises ``ValueError`` with the message)."""
+    return field_validator(*fields, mode="before" if before else "after")(classmethod(lambda cls, v: check(v)))
+
+
+def matching(pattern: re.Pattern[str], what: str) -> Any:
+    """A check that a string fully matches ``pattern`` ("must be <what>, got ...")."""
+    def check(v: str) -> str:
+        if not pattern.fullmatch(v):
+            raise ValueError(f"must be {what}, got {v!r}")
+        return v
+    return check
+
+
+def choices(values: list[str], allowed: tuple[str, ...], noun: str, note: str = "") -> list[str]:
+    """Every value is one of ``allowed`` ("has unknown <noun> '<v>'; choose from ...")."""
+    for v in values:
+        if v not in allowed:
+            raise ValueError(f"has unknown {noun} '{v}'; choose from {', '.join(allowed)}" + note)
+    return values
+
+
+def not_null(value: Any) -> Any:
+    """A ``before`` check for keys whose ``None`` means "not set": an explicit null is refused, as it always was."""
+    if value is None:
+        raise ValueError("must be set (not null); leave the key out instead")
+    return value
+
 
 def _unwrap(ann: Any) -> Any:
     """The model, list or dict type inside ``X | None`` and ``Annotated[X, ...]``."""
@@ -283,6 +333,18 @@ def load_config(path: str | os.PathLike[str] | None = None, overrides: Iterable[
         spark["jar_cache"] = resolve_local(spark["jar_cache"], REPO_ROOT)
     cfg["_source"] = str(conf_path)
     return cfg
+
+
+def load_settings(path: str | os.PathLike[str] | None = None, overrides: Iterable[str] = ()) -> Settings:
+    """:func:`load_config` as the typed, frozen :class:`~ecomrec_spark.settings.Settings`: each section's keys are
+    attributes (``settings.serving.k``); ``settings.as_config()`` gives the plain mapping back.
+
+    >>> load_settings(None, ["serving.k=7"]).serving.k
+    7
+    """
+    from ecomrec_spark.settings import Settings
+
+    return Settings.from_config(load_config(path, overrides))
 
 
 def is_local_path(uri: str) -> bool:

@@ -17,56 +17,29 @@ pydantic_core._pydantic_core.ValidationError: 1 validation error for Settings
 
 from __future__ import annotations
 
+import copy
 import datetime as _dt
 import re
-from typing import Any, Literal, Union, get_args
+from collections.abc import Mapping
+from typing import Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import Field, PrivateAttr, ValidationError, ValidationInfo, field_validator, model_validator
 
 from ecomrec_spark.aws.s3 import parse_s3_uri
-from ecomrec_spark.config import VALID_SOURCES, ConfigError, SubKeyError, config_error, validate_uri
+from ecomrec_spark.config import (
+    VALID_SOURCES,
+    ConfigError,
+    Num,
+    Section,
+    SubKeyError,
+    choices,
+    config_error,
+    matching,
+    not_null,
+    rule,
+    validate_uri,
+)
 from ecomrec_spark.identifiers import SERVE_MODELS, validate_identifier, validate_workgroup
-
-Num = Union[int, float]  # noqa: UP007 (a runtime union: strict mode keeps an int an int)
-
-
-def fix(text: str) -> Any:
-    """Field metadata: the fix a type or range error on this key suggests (``...; fix: <text>``)."""
-    return {"fix": text}
-
-
-class Section(BaseModel):
-    """Every section: unknown keys, wrong types (no ``"3"`` for an int, no bool for a number) are refused."""
-
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
-
-
-def _rule(check: Any, *fields: str, before: bool = False) -> Any:
-    """A field validator made of a plain function of the value (it raises ``ValueError`` with the message)."""
-    return field_validator(*fields, mode="before" if before else "after")(classmethod(lambda cls, v: check(v)))
-
-
-def _matching(pattern: re.Pattern[str], what: str) -> Any:
-    """A check that a string fully matches ``pattern`` ("must be <what>, got ...")."""
-    def check(v: str) -> str:
-        if not pattern.fullmatch(v):
-            raise ValueError(f"must be {what}, got {v!r}")
-        return v
-    return check
-
-
-def _choices(values: list[str], allowed: tuple[str, ...], noun: str, note: str = "") -> list[str]:
-    for v in values:
-        if v not in allowed:
-            raise ValueError(f"has unknown {noun} '{v}'; choose from {', '.join(allowed)}" + note)
-    return values
-
-
-def _not_null(value: Any) -> Any:
-    """A ``before`` check for keys whose ``None`` means "not set": an explicit null is refused, as it always was."""
-    if value is None:
-        raise ValueError("must be set (not null); leave the key out instead")
-    return value
 
 
 def _as_iso(value: Any) -> Any:
@@ -85,7 +58,7 @@ def _check_date(value: str | None) -> str | None:
 def _number_list(values: Any, kind: Any, lo: float, hi: float | None = None, strict: bool = False) -> Any:
     """A non-empty list of ``kind`` numbers: in [lo, hi], or above ``lo`` (``>`` when ``strict``)."""
     if not isinstance(values, list):
-        return _not_null(values)  # the type check says "must be list"
+        return not_null(values)  # the type check says "must be list"
     ok = bool(values) and all(not isinstance(v, bool) and isinstance(v, kind) and (v > lo if strict else v >= lo)
                               and (hi is None or v <= hi) for v in values)
     if not ok:
@@ -97,17 +70,19 @@ def _number_list(values: Any, kind: Any, lo: float, hi: float | None = None, str
 
 
 class Paths(Section):
-    raw: str = Field(json_schema_extra=fix("--set paths.raw=..."))
-    lake: str = Field(json_schema_extra=fix("--set paths.lake=..."))
+    raw: str  # missing: "config key 'paths.raw' is missing; set it in the file or with --set paths.raw=..."
+    lake: str
     generated: str | None = None  # None: not set (an explicit null is refused)
     reports: str | None = None
     serving: str | None = None
 
-    _set = _rule(_not_null, "generated", "reports", "serving", before=True)
+    _set = rule(not_null, "generated", "reports", "serving", before=True)
 
     @field_validator("*")
     @classmethod
     def _uri(cls, v: str, info: ValidationInfo) -> str:
+        if (info.context or {}).get("loaded"):
+            return v  # load_config checked it, then made it absolute
         key = f"paths.{info.field_name}"
         if not v and info.field_name in ("raw", "lake"):
             raise ConfigError(f"config key '{key}' is missing; set it in the file or with --set {key}=...")
@@ -128,7 +103,7 @@ class Spark(Section):
 class Ingest(Section):
     sources: list[str] = ["olist", "events", "events_api"]  # adapters reading <paths.raw>/<source>/
 
-    _known = _rule(lambda v: _choices(v, VALID_SOURCES, "source"), "sources")
+    _known = rule(lambda v: choices(v, VALID_SOURCES, "source"), "sources")
 
 
 class TransactionColumns(Section):
@@ -215,8 +190,8 @@ class Split(Section):
     train_until: str | None = None  # YYYY-MM-DD (YAML may read it as a date: kept as its ISO string)
     validation_until: str | None = None
 
-    _iso = _rule(_as_iso, "train_until", "validation_until", before=True)
-    _date = _rule(_check_date, "train_until", "validation_until")
+    _iso = rule(_as_iso, "train_until", "validation_until", before=True)
+    _date = rule(_check_date, "train_until", "validation_until")
 
     @model_validator(mode="after")
     def _consistent(self) -> Split:
@@ -256,8 +231,8 @@ class Review(Section):
     baselines: list[str] = list(_REVIEW_BASELINES)
     grid: XgbGrid = XgbGrid()
 
-    _targets = _rule(_review_targets, "targets")
-    _baselines = _rule(lambda v: _choices(v, _REVIEW_BASELINES, "baseline"), "baselines")
+    _targets = rule(_review_targets, "targets")
+    _baselines = rule(lambda v: choices(v, _REVIEW_BASELINES, "baseline"), "baselines")
 
 
 
@@ -289,8 +264,8 @@ class AlsGrid(Section):
     reg_param: list[Num] = [0.1, 1.0]
     alpha: list[Num] = [1.0, 10.0]
 
-    _rank = _rule(lambda v: _number_list(v, int, 1), "rank", before=True)
-    _rest = _rule(lambda v: _number_list(v, Num, 0), "reg_param", "alpha", before=True)
+    _rank = rule(lambda v: _number_list(v, int, 1), "rank", before=True)
+    _rest = rule(lambda v: _number_list(v, Num, 0), "reg_param", "alpha", before=True)
 
 
 class Als(Section):
@@ -351,7 +326,7 @@ class ItemItem(Section):
     tune: bool = True
     ease_lambdas: list[Num] = [100.0, 250.0, 500.0, 1000.0]
 
-    _lambdas = _rule(lambda v: _number_list(v, Num, 0, strict=True), "ease_lambdas", before=True)
+    _lambdas = rule(lambda v: _number_list(v, Num, 0, strict=True), "ease_lambdas", before=True)
 
 
 class Rules(Section):
@@ -371,7 +346,7 @@ class Rank(Section):
     num_workers: int = Field(default=1, ge=1)
     grid: XgbGrid = XgbGrid()
 
-    _known = _rule(lambda v: _choices(v, _GENERATORS, "generator"), "generators")
+    _known = rule(lambda v: choices(v, _GENERATORS, "generator"), "generators")
 
 
 class Popularity(Section):
@@ -395,7 +370,7 @@ class Filters(Section):
                 raise ValueError(f"has {pid!r}, which is not a product id (1-64 letters, digits, _.:-)")
         return v
 
-    _uri = _rule(lambda v: validate_uri("recommend.filters.blocked_table", v) if v else v, "blocked_table")
+    _uri = rule(lambda v: validate_uri("recommend.filters.blocked_table", v) if v else v, "blocked_table")
 
 
 class Evaluate(Section):
@@ -403,14 +378,14 @@ class Evaluate(Section):
     cutoff: str | None = None  # or a date YYYY-MM-DD (YAML may read it as a date: kept as its ISO string)
     models: list[str] = ["knn", "hybrid", "als", "content", "item_knn", "popular", "random"]
 
-    _iso = _rule(_as_iso, "cutoff", before=True)
-    _date = _rule(_check_date, "cutoff")
+    _iso = rule(_as_iso, "cutoff", before=True)
+    _date = rule(_check_date, "cutoff")
 
     @field_validator("models")
     @classmethod
     def _known(cls, v: list[str]) -> list[str]:
         note = " (ltr is validated by build-recommendations itself: gold/recommendation_runs)" if "ltr" in v else ""
-        return _choices(v, _EVAL_MODELS, "model", note)
+        return choices(v, _EVAL_MODELS, "model", note)
 
 
 class Recommend(Section):
@@ -433,7 +408,7 @@ class Recommend(Section):
     filters: Filters = Filters()
     evaluate: Evaluate = Evaluate()
 
-    _known = _rule(lambda v: _choices(v, _REC_MODELS, "model"), "models")
+    _known = rule(lambda v: choices(v, _REC_MODELS, "model"), "models")
 
     @model_validator(mode="after")
     def _served(self) -> Recommend:
@@ -521,7 +496,7 @@ class Dynamodb(Section):
     region: str | None = None
     endpoint_url: str | None = None
 
-    _prefix = _rule(_matching(_TABLE_PREFIX, "3-200 letters, digits, '_', '-' or '.'"), "table_prefix")
+    _prefix = rule(matching(_TABLE_PREFIX, "3-200 letters, digits, '_', '-' or '.'"), "table_prefix")
 
 
 class Gate(Section):
@@ -534,8 +509,8 @@ class Variant(Section):
     model: str  # "default": the build's picked default
     weight: Num = Field(gt=0)
 
-    _name = _rule(_matching(_NAME, "a unique name of 1-32 letters, digits, '_' or '-'"), "name")
-    _model = _rule(_matching(re.compile("|".join(("default", *SERVE_MODELS))),
+    _name = rule(matching(_NAME, "a unique name of 1-32 letters, digits, '_' or '-'"), "name")
+    _model = rule(matching(re.compile("|".join(("default", *SERVE_MODELS))),
                              f"'default' or one of {', '.join(SERVE_MODELS)}"), "model")
 
 
@@ -604,6 +579,28 @@ class Settings(Section):
     serving: Serving = Serving()
     emr: dict[str, Any] = {}  # launcher settings (conf/emr.yaml, emr/README.md)
     generate: Generate = Generate()
+    _config: dict[str, Any] = PrivateAttr(default_factory=dict)
+
+    @classmethod
+    def from_config(cls, cfg: Mapping[str, Any]) -> Settings:
+        """The typed settings of a mapping :func:`~ecomrec_spark.config.load_config` returned: ``_source`` is
+        kept aside and the paths, checked before they were resolved, are taken as they are."""
+        try:
+            settings = cls.model_validate({k: v for k, v in cfg.items() if k != "_source"}, context={"loaded": True})
+        except ValidationError as exc:
+            raise config_error(exc, cls) from None
+        settings._config = copy.deepcopy(dict(cfg))
+        return settings
+
+    @property
+    def source(self) -> str | None:
+        """The config file these settings were read from (``None`` when not loaded from one)."""
+        return self._config.get("_source")
+
+    def as_config(self) -> dict[str, Any]:
+        """The plain nested mapping :func:`~ecomrec_spark.config.load_config` returned (for the stages that
+        still read ``cfg["section"]["key"]``)."""
+        return copy.deepcopy(self._config)
 
 
 def validate_settings(cfg: dict[str, Any]) -> Settings:

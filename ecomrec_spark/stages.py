@@ -112,8 +112,9 @@ def ab_report_stage(spark: SparkSession, cfg: Mapping[str, Any]) -> dict[str, An
 def publish_stage(spark: SparkSession, cfg: Mapping[str, Any]) -> dict[str, Any]:
     """The latest gold tables -> a new version of the serving store, live if it passes the quality gate."""
     from ecomrec_spark.serving.publish import publish
+    from ecomrec_spark.settings import Settings
 
-    return publish(spark, cfg, force=False)
+    return publish(spark, Settings.from_config(cfg), force=False)
 
 
 def register_tables_stage(spark: SparkSession, cfg: Mapping[str, Any]) -> dict[str, Any]:

@@ -27,12 +27,13 @@ import pytest
 from fastapi.testclient import TestClient
 from headless import FLAGS, chromium, colours_and_ink
 
-from ecomrec_spark.config import load_config
+from ecomrec_spark.config import load_settings
 from ecomrec_spark.serving import keys
 from ecomrec_spark.serving.api import create_app
 from ecomrec_spark.serving.events import EVENT_TYPES, LocalSink, S3Sink, validate_batch
 from ecomrec_spark.serving.store import SQLITE_FILE, SQLiteStore
 from ecomrec_spark.serving.variants import Variant, assign, bucket, parse_variants
+from ecomrec_spark.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
 PY = sys.executable
@@ -98,11 +99,10 @@ def publish_by_hand(path: Path, version: str, tag: str = "", live: bool = True) 
     return writer
 
 
-def config(tmp: Path, *overrides: str) -> dict[str, Any]:
-    cfg = load_config(None, [f"paths.serving={tmp / 'serving'}", f"paths.raw={tmp / 'raw'}",
-                             "serving.refresh_seconds=0.2", "serving.k=5", "serving.max_events=5", *overrides])
-    cfg["serving"]["variants"], cfg["serving"]["salt"] = VARIANTS, SALT
-    return cfg
+def config(tmp: Path, *overrides: str) -> Settings:
+    return load_settings(None, [f"paths.serving={tmp / 'serving'}", f"paths.raw={tmp / 'raw'}",
+                                "serving.refresh_seconds=0.2", "serving.k=5", "serving.max_events=5",
+                                f"serving.variants={json.dumps(VARIANTS)}", f"serving.salt={SALT}", *overrides])
 
 
 @pytest.fixture
@@ -155,11 +155,11 @@ def test_a_known_customer_gets_their_variants_list_with_every_item_field(env):
 
 
 def test_each_variant_serves_its_model_and_model_overrides_the_variant(env):
-    client, _, cfg, _ = env
+    client, _, _, tmp = env
     vs = parse_variants(VARIANTS)
     for variant, expected in (("control", ("ease", ["P3", "P1", "P5"])), ("ranker", ("ltr", ["P2", "P3", "P4", "P5"]))):
         salt = next(f"s{i}" for i in range(500) if name_in("C1", vs, f"s{i}") == variant)
-        with TestClient(create_app({**cfg, "serving": {**cfg["serving"], "salt": salt}})) as other:
+        with TestClient(create_app(config(tmp, f"serving.salt={salt}"))) as other:
             body = other.get("/v1/customers/C1/recommendations").json()
         assert (body["variant"], body["model"], pids(body)) == (variant, *expected)
     body = client.get("/v1/customers/C1/recommendations", params={"model": "ltr", "k": 3}).json()
@@ -556,8 +556,8 @@ def test_creating_the_app_and_the_cli_serve_path_import_no_pyspark(tmp_path):
                      "paths.raw={tmp_path / 'raw'}"]) == 0
         assert calls == [("FastAPI", "127.0.0.1", 8765)], calls
         from ecomrec_spark.serving.api import create_app
-        from ecomrec_spark.config import load_config
-        create_app(load_config(None, ["paths.serving={tmp_path}"]))
+        from ecomrec_spark.config import load_settings
+        create_app(load_settings(None, ["paths.serving={tmp_path}"]))
         loaded = sorted(m for m in sys.modules if m.split(".")[0] in ("pyspark", "py4j", "delta", "xgboost"))
         assert not loaded, loaded
         print("spark-free")

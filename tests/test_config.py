@@ -215,3 +215,14 @@ def test_a_bad_emr_value_is_a_config_error_and_still_a_value_error():
                               "fix: --set emr.idle_timeout_seconds=1800 (auto-termination stays on)")
     with pytest.raises(ValueError, match="unknown config key 'emr.encryption.at_rest'"):
         resolve_settings({"bucket": "shop", "region": "eu-west-1", "encryption": {"at_rest": False}})
+
+
+def test_load_settings_gives_each_section_as_frozen_attributes_and_the_mapping_back():
+    from ecomrec_spark.config import load_settings
+
+    settings = load_settings(None, ["serving.k=7", "recommend.k=12"])
+    assert (settings.serving.k, settings.recommend.k, settings.serving.gate.ndcg_drop) == (7, 12, 0.02)
+    assert settings.paths.lake == str(REPO / "lake") and settings.source == str(REPO / "conf" / "local.yaml")
+    assert settings.as_config() == load_config(None, ["serving.k=7", "recommend.k=12"])
+    with pytest.raises(Exception, match="frozen"):
+        settings.serving.k = 3  # type: ignore[misc]

@@ -22,11 +22,12 @@ import pytest
 
 from ecomrec_spark import lake as lk
 from ecomrec_spark.cli import main
-from ecomrec_spark.config import load_config
+from ecomrec_spark.config import load_settings
 from ecomrec_spark.recommend.evaluate import METRIC_KEYS, metrics_frame
 from ecomrec_spark.serving import gate
 from ecomrec_spark.serving.publish import PublishError, list_versions, publish, rollback
 from ecomrec_spark.serving.store import SQLITE_FILE, new_version, open_store
+from ecomrec_spark.settings import Gate, Settings
 from ecomrec_spark.summary import publish_lines
 
 K = 2  # serving.k: every list is cut to two items
@@ -173,8 +174,8 @@ def _sets(lake: str, serving: Path, *more: str) -> list[str]:
     return [f"paths.lake={lake}", f"paths.serving={serving}", f"serving.k={K}", "spark.shuffle_partitions=2", *more]
 
 
-def _cfg(lake: str, serving: Path, *more: str) -> dict:
-    return load_config(None, _sets(lake, serving, *more))
+def _cfg(lake: str, serving: Path, *more: str) -> Settings:
+    return load_settings(None, _sets(lake, serving, *more))
 
 
 def _expected_info(version: str = "R1", ndcg: float = 0.30,
@@ -194,7 +195,7 @@ def _info(store, version: str) -> dict:
 # ------------------------------------------------------------------------------------------- the gate
 
 def test_gate_compares_both_figures_and_skips_missing_ones():
-    limits = {"ndcg_drop": 0.02, "macro_f1_drop": 0.02}
+    limits = Gate(ndcg_drop=0.02, macro_f1_drop=0.02)
     live = {"ndcg_at_10": 0.30, "ndcg_k": 10, "review_macro_f1": 0.50}
     assert gate.compare(None, live, limits) == (True, "first version: nothing live to compare with")
     ok, text = gate.compare(live, {"ndcg_at_10": 0.28, "ndcg_k": 10, "review_macro_f1": 0.52}, limits)
@@ -202,7 +203,7 @@ def test_gate_compares_both_figures_and_skips_missing_ones():
                            "review macro-F1 0.5000 -> 0.5200 (+0.0200, allowed drop 0.02): ok")
     ok, text = gate.compare(live, {"ndcg_at_10": 0.31, "ndcg_k": 10, "review_macro_f1": 0.47}, limits)
     assert not ok and "review macro-F1 0.5000 -> 0.4700 (-0.0300, more than the allowed drop 0.02): refused" in text
-    ok, text = gate.compare(live, {"ndcg_at_10": None, "review_macro_f1": 0.10}, {**limits, "macro_f1_drop": 0.5})
+    ok, text = gate.compare(live, {"ndcg_at_10": None, "review_macro_f1": 0.10}, limits.model_copy(update={"macro_f1_drop": 0.5}))
     assert ok and text.startswith("NDCG@10 not compared (no figure for the new version)")
     ok, text = gate.compare({"ndcg_at_10": 0.9, "ndcg_k": 20}, {"ndcg_at_10": 0.1, "ndcg_k": 10}, limits)
     assert ok and text == ("NDCG not compared (measured at k=20 live, k=10 new); "
@@ -252,7 +253,7 @@ def test_publish_to_dynamodb_from_the_executors_then_a_second_version_and_rollba
     prefix = f"pubtest-{uuid.uuid4().hex[:8]}"
     sets = _sets(gold_lake, tmp_path / "unused", "serving.store=dynamodb", f"serving.dynamodb.table_prefix={prefix}",
                  "serving.dynamodb.region=us-east-1", f"serving.dynamodb.endpoint_url={dynamodb_endpoint}")
-    cfg, args = load_config(None, sets), [a for s in sets for a in ("--set", s)]
+    cfg, args = load_settings(None, sets), [a for s in sets for a in ("--set", s)]
     first = publish(spark, cfg)
     store = open_store(cfg)
     v1 = first["version"]

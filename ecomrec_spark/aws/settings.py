@@ -22,9 +22,8 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 
-from ecomrec_spark.config import REPO_ROOT, ConfigError, config_error, validate_uri
+from ecomrec_spark.config import REPO_ROOT, ConfigError, Num, Section, config_error, fix, validate_uri
 from ecomrec_spark.identifiers import bucket_problem
-from ecomrec_spark.settings import Num, Section, fix
 
 DEFAULT_RELEASE_LABEL = "emr-spark-8.0.0"  # Spark 4.0.2-amzn-0, Delta 4.0.0-amzn-1, Scala 2.13, Java 17
 DEFAULT_CONF = REPO_ROOT / "conf" / "emr.yaml"

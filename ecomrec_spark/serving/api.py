@@ -13,8 +13,8 @@ registry, and one router per resource.  The error handlers give every failure on
 ``ecomrec publish``) when there is no readable store or live version, and 500 without a
 stack trace for anything else.
 
->>> from ecomrec_spark.config import load_config
->>> app = create_app(load_config(None, ["paths.serving=/tmp/no-store"]))  # doctest: +SKIP
+>>> from ecomrec_spark.config import load_settings
+>>> app = create_app(load_settings(None, ["paths.serving=/tmp/no-store"]))  # doctest: +SKIP
 >>> from fastapi.testclient import TestClient
 >>> TestClient(app).get("/healthz").status_code  # doctest: +SKIP
 503
@@ -26,7 +26,7 @@ import logging
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from importlib import metadata
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -41,6 +41,9 @@ from ecomrec_spark.serving.lookup import CUSTOMER_ID_RULE, PRODUCT_ID_RULE, ApiE
 from ecomrec_spark.serving.metrics import ApiMetrics, MetricsMiddleware
 from ecomrec_spark.serving.routes import customers, events, lists, ops, page, products
 from ecomrec_spark.serving.store import Store, StoreUnavailable, VersionError, open_store
+
+if TYPE_CHECKING:
+    from ecomrec_spark.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -126,23 +129,23 @@ def _package_version() -> str:
         return "0"
 
 
-def create_app(cfg: Mapping[str, Any], store: Store | None = None) -> FastAPI:
+def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
     """The API over ``store`` (default: the one ``serving.store`` names, opened read-only).
 
     Parameters
     ----------
-    cfg : mapping
-        A run config from :func:`ecomrec_spark.config.load_config`; the app reads ``serving``
-        (``k``, ``refresh_seconds``, ``variants``, ``salt``, ``max_events``) and ``paths.raw``.
+    settings : Settings
+        The run's settings (:func:`ecomrec_spark.config.load_settings`); the app reads ``serving``
+        (``k``, ``refresh_seconds``, ``variants``, ``salt``, ``max_events``, the store) and ``paths``.
     store : Store, optional
         A store to read instead of opening the configured one (tests pass their own).
     """
-    settings = ApiSettings.from_config(cfg)
-    store = store if store is not None else open_store(cfg, readonly=True)
+    api = ApiSettings.from_settings(settings)
+    store = store if store is not None else open_store(settings, readonly=True)
     metrics = ApiMetrics()
-    state = AppState(settings=settings, store=store,
-                     pointer=LivePointer(store, settings.refresh_seconds, settings.k, on_switch=metrics.set_live),
-                     sink=open_sink(settings.raw), metrics=metrics, templates=Jinja2Templates(directory=TEMPLATES))
+    state = AppState(settings=api, store=store,
+                     pointer=LivePointer(store, api.refresh_seconds, api.k, on_switch=metrics.set_live),
+                     sink=open_sink(api.raw), metrics=metrics, templates=Jinja2Templates(directory=TEMPLATES))
     app = FastAPI(title="ecomrec serving API", version=_package_version(), lifespan=lifespan,
                   summary="Recommendations, similar and bought-together products, predicted review scores and "
                           "feedback events, read from the published serving store (no Spark).")
@@ -159,11 +162,11 @@ def create_app(cfg: Mapping[str, Any], store: Store | None = None) -> FastAPI:
     return app
 
 
-def serve(cfg: Mapping[str, Any], host: str = "127.0.0.1", port: int = 8000) -> dict[str, Any]:
+def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000) -> dict[str, Any]:
     """Run the API with uvicorn until interrupted (``ecomrec serve``); returns where it listened."""
     import uvicorn
 
-    app = create_app(cfg)
+    app = create_app(settings)
     log.info("ecomrec serve: http://%s:%d/ (page), /docs (API), /metrics (Prometheus)", host, port)
     # no access log: a log line per request would cost more than the lookup; /metrics counts requests
     uvicorn.run(app, host=host, port=port, log_level="info", access_log=False)

@@ -7,10 +7,9 @@ side by side, and a test can swap any of them with ``app.dependency_overrides``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, Request
 from fastapi.templating import Jinja2Templates
@@ -22,12 +21,15 @@ from ecomrec_spark.serving.metrics import ApiMetrics
 from ecomrec_spark.serving.store import Store
 from ecomrec_spark.serving.variants import parse_variants
 
+if TYPE_CHECKING:
+    from ecomrec_spark.settings import Settings
+
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
 
 @dataclass(frozen=True)
 class ApiSettings:
-    """The API's own settings, taken from ``serving`` and ``paths.raw`` of the run config."""
+    """The API's own settings, taken from ``serving`` and ``paths.raw`` of the run's settings."""
 
     refresh_seconds: float
     k: int
@@ -36,11 +38,11 @@ class ApiSettings:
     raw: str
 
     @classmethod
-    def from_config(cls, cfg: Mapping[str, Any]) -> ApiSettings:
-        s = cfg["serving"]
-        return cls(refresh_seconds=float(s["refresh_seconds"]), k=int(s["k"]), max_events=int(s["max_events"]),
-                   assignment=Assignment(parse_variants(s.get("variants")), str(s.get("salt") or "")),
-                   raw=cfg["paths"]["raw"])
+    def from_settings(cls, settings: Settings) -> ApiSettings:
+        s = settings.serving
+        return cls(refresh_seconds=float(s.refresh_seconds), k=s.k, max_events=s.max_events,
+                   assignment=Assignment(parse_variants(v.model_dump() for v in s.variants), s.salt),
+                   raw=settings.paths.raw)
 
 
 @dataclass

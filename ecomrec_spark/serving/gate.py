@@ -12,9 +12,10 @@ lengths ``k`` are not compared either.  The comparison is pure, so it is tested 
 
 Example
 -------
+>>> from ecomrec_spark.settings import Gate
 >>> ok, text = compare({"ndcg_at_10": 0.30, "review_macro_f1": 0.50},
 ...                    {"ndcg_at_10": 0.25, "review_macro_f1": 0.51},
-...                    {"ndcg_drop": 0.02, "macro_f1_drop": 0.02})
+...                    Gate(ndcg_drop=0.02, macro_f1_drop=0.02))
 >>> ok
 False
 >>> text.split(";")[0]
@@ -24,7 +25,10 @@ False
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ecomrec_spark.settings import Gate
 
 NDCG, MACRO_F1 = "ndcg_at_10", "review_macro_f1"
 NDCG_K = "ndcg_k"  # the list length the NDCG figure was measured at (the build's recommend.k)
@@ -51,7 +55,7 @@ def _one(label: str, old: Any, new: Any, limit: float) -> tuple[bool, str]:
 
 
 def compare(live: Mapping[str, Any] | None, new: Mapping[str, Any] | None,
-            gate: Mapping[str, Any]) -> tuple[bool, str]:
+            gate: Gate) -> tuple[bool, str]:
     """Compare a new version's metrics with the live version's.
 
     Parameters
@@ -59,7 +63,7 @@ def compare(live: Mapping[str, Any] | None, new: Mapping[str, Any] | None,
     live : the live version's ``metrics`` (``None`` when nothing is live yet: the new one passes).
     new : the new version's ``metrics``: ``ndcg_at_10``, ``review_macro_f1`` (either may be ``None``)
         and optionally ``ndcg_k``.
-    gate : ``serving.gate``: ``ndcg_drop`` and ``macro_f1_drop``, absolute drops.
+    gate : ``settings.serving.gate``: ``ndcg_drop`` and ``macro_f1_drop``, absolute drops.
 
     Returns
     -------
@@ -75,6 +79,6 @@ def compare(live: Mapping[str, Any] | None, new: Mapping[str, Any] | None,
     if ndcg_k_old is not None and ndcg_k_new is not None and ndcg_k_old != ndcg_k_new:
         ok_n, text_n = True, f"NDCG not compared (measured at k={ndcg_k_old} live, k={ndcg_k_new} new)"
     else:
-        ok_n, text_n = _one(label, live.get(NDCG), new.get(NDCG), gate.get("ndcg_drop", 0.02))
-    ok_f, text_f = _one("review macro-F1", live.get(MACRO_F1), new.get(MACRO_F1), gate.get("macro_f1_drop", 0.02))
+        ok_n, text_n = _one(label, live.get(NDCG), new.get(NDCG), gate.ndcg_drop)
+    ok_f, text_f = _one("review macro-F1", live.get(MACRO_F1), new.get(MACRO_F1), gate.macro_f1_drop)
     return ok_n and ok_f, f"{text_n}; {text_f}"

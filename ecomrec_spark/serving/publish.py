@@ -34,7 +34,7 @@ runs, the pointer moves, and old, refused and failed versions are dropped (the r
 
 Example
 -------
->>> out = publish(spark, load_config("conf/local.yaml"))      # doctest: +SKIP
+>>> out = publish(spark, load_settings("conf/local.yaml"))    # doctest: +SKIP
 >>> out["version"], out["live"] == out["version"], out["rows"]  # doctest: +SKIP
 ('20261205T031500Z-1a2b3c4d', True, {'customer': 1200, 'product': 310, 'popular': 40, 'trending': 1})
 """
@@ -44,9 +44,9 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pyspark import StorageLevel
 from pyspark.sql import Column, DataFrame, SparkSession, Window
@@ -68,6 +68,9 @@ from ecomrec_spark.serving.versions import (
     rollback,
     store_errors,
 )
+
+if TYPE_CHECKING:
+    from ecomrec_spark.settings import Settings
 
 __all__ = ["NothingToPublish", "PublishError", "documents", "list_versions", "load_gold", "publish", "rollback",
            "version_info", "GateRefused"]
@@ -402,7 +405,7 @@ def write_documents(spark: SparkSession, store: Store, version: str, docs: DataF
     return store.write(version, ((r[KEY], r[VALUE]) for r in frame.toLocalIterator()))
 
 
-def publish(spark: SparkSession, cfg: Mapping[str, Any], force: bool = False) -> dict[str, Any]:
+def publish(spark: SparkSession, settings: Settings, force: bool = False) -> dict[str, Any]:
     """Write the latest gold tables as a new version; make it live if the gate passes (or ``force``).
 
     Returns ``{"version", "store", "live", "rows", "gate", "dropped", "default_model", "metrics",
@@ -411,11 +414,11 @@ def publish(spark: SparkSession, cfg: Mapping[str, Any], force: bool = False) ->
     version stays complete but not live) when a metric dropped too far, :class:`PublishError`
     when the store is unreachable or a write came up short.
     """
-    s, lake = cfg["serving"], cfg["paths"]["lake"]
+    s, lake = settings.serving, settings.paths.lake
     gold = load_gold(spark, lake)
-    k = int(s["k"])
+    k = s.k
     info = version_info(spark, lake, gold, k)
-    store = open_store(cfg)
+    store = open_store(settings)
     docs = documents(gold, k).persist(StorageLevel.MEMORY_AND_DISK)
     try:
         rows = {r[KIND]: int(r["count"]) for r in docs.groupBy(KIND).count().collect()}  # four rows
@@ -439,7 +442,7 @@ def publish(spark: SparkSession, cfg: Mapping[str, Any], force: bool = False) ->
             "published_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     with store_errors():
         live = store.live()
-        ok, text = gate.compare(live_metrics(store, live), info["metrics"], s["gate"])
+        ok, text = gate.compare(live_metrics(store, live), info["metrics"], s.gate)
         held = not ok and not force
         if not ok and force:
             text += "; made live anyway (--force)"
@@ -451,7 +454,7 @@ def publish(spark: SparkSession, cfg: Mapping[str, Any], force: bool = False) ->
                               "publishes again and switches anyway")
         store.set_live(version)
         log.info("serving version %s is live (%s)", version, text)
-        dropped = prune(store, int(s["keep_versions"]), version)
+        dropped = prune(store, s.keep_versions, version)
     return {"version": version, "store": store.description, "live": version, "rows": info["rows"], "gate": text,
             "dropped": dropped, "default_model": info["default_model"], "metrics": info["metrics"],
             "example_customer": keys.customer_of(first_key) if first_key else None}

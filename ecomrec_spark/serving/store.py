@@ -26,7 +26,10 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from ecomrec_spark.settings import Settings
 
 try:  # the API's documents are parsed on every request: orjson (the [serve] extra) does it ~3x faster than json
     from orjson import loads as parse_document
@@ -345,13 +348,12 @@ class DynamoStore:
         self._table(self.versions_table).delete_item(Key={"version": version})
 
 
-def open_store(cfg: Mapping[str, Any], readonly: bool = False) -> Store:
+def open_store(settings: Settings, readonly: bool = False) -> Store:
     """The store ``serving.store`` names: SQLite under ``paths.serving``, or DynamoDB."""
-    s = cfg["serving"]
-    if s["store"] == "dynamodb":
-        d = s["dynamodb"]
-        return DynamoStore(d["table_prefix"], d.get("region"), d.get("endpoint_url"))
-    serving = cfg["paths"].get("serving")
+    if settings.serving.store == "dynamodb":
+        d = settings.serving.dynamodb
+        return DynamoStore(d.table_prefix, d.region, d.endpoint_url)
+    serving = settings.paths.serving
     if not serving:
         from ecomrec_spark.config import ConfigError
 

@@ -21,9 +21,12 @@ import contextlib
 import logging
 import time
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ecomrec_spark.serving.store import COMPLETE, PENDING, Store, StoreUnavailable, VersionInfo, new_version, open_store
+
+if TYPE_CHECKING:
+    from ecomrec_spark.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -90,24 +93,24 @@ def live_metrics(store: Store, live: str | None) -> Mapping[str, Any] | None:
     return (info or {}).get("metrics") or {}
 
 
-def list_versions(cfg: Mapping[str, Any]) -> dict[str, Any]:
+def list_versions(settings: Settings) -> dict[str, Any]:
     """``{"store", "versions": [VersionInfo.as_dict(), ...]}``, newest first (no Spark)."""
-    store = open_store(cfg, readonly=True)
+    store = open_store(settings, readonly=True)
     with store_errors():
         return {"store": store.description, "versions": [v.as_dict() for v in store.versions()]}
 
 
-def rollback(cfg: Mapping[str, Any]) -> dict[str, Any]:
+def rollback(settings: Settings) -> dict[str, Any]:
     """Make the newest complete version older than the live one live, skipping refused ones (no Spark)."""
     with store_errors():
-        current = open_store(cfg, readonly=True).live()  # a missing store is an error, not a new empty file
-        store = open_store(cfg)
+        current = open_store(settings, readonly=True).live()  # a missing store is an error, not a new empty file
+        store = open_store(settings)
         target = rollback_target(store)
         if current is None or target is None:
             raise PublishError(f"nothing to roll back to in {store.description}: "
                                + ("no version is live; run `ecomrec publish`" if current is None else
                                   f"live version {current} is the oldest complete version kept "
-                                  f"(serving.keep_versions = {cfg['serving']['keep_versions']})"))
+                                  f"(serving.keep_versions = {settings.serving.keep_versions})"))
         store.set_live(target)
     log.info("rolled back %s from %s to %s", store.description, current, target)
     return {"store": store.description, "live": target, "rolled_back_from": current}
