@@ -473,7 +473,7 @@ class Sentiment(Section):
     vocab_size: int = 5000
     min_df: Num = 2
     reg_param: Num = 0.01
-    max_iter: int = 100  # the defaults of insights.sentiment.DEFAULTS
+    max_iter: int = 100  # these defaults are what run_sentiment uses for a key the config leaves out
     features: Literal["tfidf", "word2vec"] = "tfidf"
     ngrams: bool = True
     vector_size: int = 100
