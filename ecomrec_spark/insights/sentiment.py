@@ -129,7 +129,6 @@ STOP_WORD_LANGUAGES = ("portuguese", "english")
 FEATURE_KINDS = ("tfidf", "word2vec")
 SPLIT_BUCKETS = 1_000_000
 
-
 _ACCENT_TABLE = str.maketrans(ACCENTED, PLAIN)
 
 
