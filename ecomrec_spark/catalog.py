@@ -33,15 +33,18 @@ import re
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pyspark.sql import DataFrame, SparkSession
 
 from ecomrec_spark import lake as lk
 from ecomrec_spark import storage
 from ecomrec_spark.aws.s3 import parse_s3_uri
-from ecomrec_spark.config import is_local_path, local_path
+from ecomrec_spark.config import ConfigError, is_local_path, local_path
 from ecomrec_spark.identifiers import validate_identifier, validate_workgroup
+
+if TYPE_CHECKING:
+    from ecomrec_spark.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -309,7 +312,7 @@ def write_ddl(spark: SparkSession, lake: str, out_path: str, *, database: str = 
 
     Examples
     --------
-    >>> write_ddl(spark, cfg["paths"]["lake"], "reports/athena_ddl.sql", s3_lake="s3://bucket/lake")  # doctest: +SKIP
+    >>> write_ddl(spark, settings.paths.lake, "reports/athena_ddl.sql", s3_lake="s3://bucket/lake")  # doctest: +SKIP
     """
     if flavour == "athena":
         text = athena_ddl(spark, lake, database, s3_lake)
@@ -354,7 +357,7 @@ def register_local(spark: SparkSession, lake: str, database: str = DEFAULT_DATAB
 
     Examples
     --------
-    >>> register_local(spark, cfg["paths"]["lake"])  # doctest: +SKIP
+    >>> register_local(spark, settings.paths.lake)  # doctest: +SKIP
     ['ecomrec.silver_order_lines', ..., 'ecomrec.recommendations']
     >>> spark.sql("select count(*) from ecomrec.recommendations")  # doctest: +SKIP
     """
@@ -458,6 +461,29 @@ def register_athena(spark: SparkSession, lake: str, output_s3: str, database: st
     """
     statements = ddl_statements(spark, lake, database, flavour="athena", s3_lake=s3_lake)
     return run_athena_ddl(statements, database, output_s3, workgroup, client)
+
+
+def register_tables(spark: SparkSession, settings: Settings, athena: bool = False) -> dict[str, Any]:
+    """``ecomrec register-tables``: :func:`register_local` of ``settings.paths.lake`` into ``settings.catalog``'s
+    database; with ``athena`` (``--athena``) also :func:`register_athena` (``catalog.athena_output``,
+    ``s3_lake``, ``workgroup``), checked to be set before any table is registered.
+
+    Returns ``{"database", "tables"}`` and, with ``athena``, ``"athena_queries"`` (the query ids).
+
+    Examples
+    --------
+    >>> register_tables(spark, load_settings("conf/local.yaml"))["tables"][:1]  # doctest: +SKIP
+    ['ecomrec.silver_order_lines']
+    """
+    c = settings.catalog
+    if athena and not c.athena_output:
+        raise ConfigError("register-tables --athena needs catalog.athena_output (an s3:// folder for query results)")
+    out: dict[str, Any] = {"database": c.database, "tables": register_local(spark, settings.paths.lake, c.database)}
+    if athena:
+        assert c.athena_output is not None  # checked above
+        out["athena_queries"] = register_athena(spark, settings.paths.lake, c.athena_output, c.database, c.s3_lake,
+                                                c.workgroup)
+    return out
 
 
 # --------------------------------------------------------------------------- ready queries

@@ -152,9 +152,13 @@ def run(args: argparse.Namespace, cfg: Mapping[str, Any] | None = None) -> dict[
     if args.command == "athena-ddl":  # folder listings only (Athena reads each schema from the Delta log): no Spark
         from ecomrec_spark.catalog import write_athena_ddl
 
-        out = args.out or f"{cfg['paths']['reports'].rstrip('/')}/athena_ddl.sql"
-        write_athena_ddl(cfg["paths"]["lake"], out, cfg["catalog"]["database"],
-                         args.s3_lake or cfg["catalog"]["s3_lake"])
+        settings = Settings.from_config(cfg)
+        if not args.out and settings.paths.reports is None:
+            raise ConfigError("config key 'paths.reports' is missing; set it in the file or with --set "
+                              "paths.reports=... (or pass --out)")
+        out = args.out or f"{str(settings.paths.reports).rstrip('/')}/athena_ddl.sql"
+        write_athena_ddl(settings.paths.lake, out, settings.catalog.database,
+                         args.s3_lake or settings.catalog.s3_lake)
         return {"athena-ddl": {"path": out}}
     # only now: the session imports pyspark, which `serve` and `publish --list/--rollback` must not load
     from ecomrec_spark.session import build_session
@@ -187,20 +191,12 @@ def run(args: argparse.Namespace, cfg: Mapping[str, Any] | None = None) -> dict[
 
 def _run_spark(args: argparse.Namespace, cfg: Mapping[str, Any], spark: SparkSession) -> dict[str, Any]:
     """The commands that need Spark but are not run-all, once the session is up (and the lease held, for writers)."""
-    from ecomrec_spark import stages
-
     if args.command == "generate":
         return {"generate": _generate(spark, cfg, args.out, args.orders, args.seed)}
     if args.command == "register-tables" and args.athena:
-        from ecomrec_spark.catalog import register_athena
+        from ecomrec_spark.catalog import register_tables
 
-        c = cfg["catalog"]
-        if not c["athena_output"]:
-            raise ConfigError("register-tables --athena needs catalog.athena_output (an s3:// folder for query results)")
-        stage_out = stages.register_tables_stage(spark, cfg)
-        stage_out["athena_queries"] = register_athena(spark, cfg["paths"]["lake"], c["athena_output"], c["database"],
-                                                      c["s3_lake"], c["workgroup"])
-        return {"register-tables": stage_out}
+        return {"register-tables": register_tables(spark, Settings.from_config(cfg), athena=True)}
     if args.command == "recommend":
         from ecomrec_spark.recommend.serve import default_model, recommend_for
 

@@ -126,7 +126,8 @@ class TransactionsSource(Section):
     files: str = "*.csv*"  # glob under that folder
     timestamp_format: str = "yyyy-MM-dd HH:mm:ss"
     cancel_prefix: str = "C"
-    non_product_codes: list[str | int] = []
+    non_product_codes: list[str | int] = ["POST", "D", "M", "C2", "DOT", "BANK CHARGES", "AMAZONFEE", "CRUK", "PADS",
+                                          "S", "B"]  # UCI Online Retail's postage, fees and adjustments
     columns: TransactionColumns = TransactionColumns()
 
     @field_validator("folder", "files")
@@ -169,7 +170,11 @@ _XGB_RULES: dict[str, tuple[Any, float, float]] = {
 
 
 class XgbGrid(Section):
-    """An XGBoost grid (review model or ranker): non-empty lists of values in range; ``None``: not set."""
+    """An XGBoost grid (review model or ranker): non-empty lists of values in range; ``None``: not set.
+
+    The defaults of ``review.grid`` and ``recommend.rank.grid`` are those of conf/local.yaml
+    (:data:`REVIEW_GRID`, :data:`RANK_GRID`).
+    """
 
     max_depth: list[int] | None = None
     n_estimators: list[int] | None = None
@@ -182,6 +187,12 @@ class XgbGrid(Section):
     def _in_range(cls, v: Any, info: ValidationInfo) -> Any:
         kind, lo, hi = _XGB_RULES[str(info.field_name)]
         return _number_list(v, kind, lo, hi)
+
+
+REVIEW_GRID = XgbGrid(max_depth=[4, 6], n_estimators=[300], learning_rate=[0.1], min_child_weight=[1.0],
+                      subsample=[0.8])  # small so `make demo` stays a few minutes on 2 cores
+RANK_GRID = XgbGrid(max_depth=[4, 6], n_estimators=[150], learning_rate=[0.1], min_child_weight=[1.0],
+                    subsample=[0.8])
 
 
 class Split(Section):
@@ -229,7 +240,7 @@ class Review(Section):
     seed: int = 42
     history_prior_weight: Num = Field(default=5.0, ge=0)
     baselines: list[str] = list(_REVIEW_BASELINES)
-    grid: XgbGrid = XgbGrid()
+    grid: XgbGrid = REVIEW_GRID
 
     _targets = rule(_review_targets, "targets")
     _baselines = rule(lambda v: choices(v, _REVIEW_BASELINES, "baseline"), "baselines")
@@ -344,7 +355,7 @@ class Rank(Section):
     min_customers: int = Field(default=20, ge=1)
     objective: Literal["rank:ndcg", "rank:pairwise", "rank:map"] = "rank:ndcg"
     num_workers: int = Field(default=1, ge=1)
-    grid: XgbGrid = XgbGrid()
+    grid: XgbGrid = RANK_GRID
 
     _known = rule(lambda v: choices(v, _GENERATORS, "generator"), "generators")
 
@@ -462,7 +473,7 @@ class Sentiment(Section):
     vocab_size: int = 5000
     min_df: Num = 2
     reg_param: Num = 0.01
-    max_iter: int = 100  # the defaults of insights.sentiment.DEFAULTS
+    max_iter: int = 100  # these defaults are what run_sentiment uses for a key the config leaves out
     features: Literal["tfidf", "word2vec"] = "tfidf"
     ngrams: bool = True
     vector_size: int = 100

@@ -16,6 +16,7 @@ from typing import Any
 from pyspark.sql import SparkSession
 
 from ecomrec_spark import registry, runs
+from ecomrec_spark.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -93,36 +94,35 @@ def insights_stage(spark: SparkSession, cfg: Mapping[str, Any]) -> dict[str, Any
     from ecomrec_spark.insights.analytics import build_insights
     from ecomrec_spark.insights.sentiment import run_sentiment
 
-    return {"tables": build_insights(spark, cfg), "sentiment": run_sentiment(spark, cfg)}
+    settings = Settings.from_config(cfg)
+    return {"tables": build_insights(spark, settings), "sentiment": run_sentiment(spark, settings)}
 
 
 def report_stage(spark: SparkSession, cfg: Mapping[str, Any]) -> dict[str, Any]:
     from ecomrec_spark.report.build import build_report
 
-    return build_report(spark, cfg)
+    return build_report(spark, Settings.from_config(cfg))
 
 
 def ab_report_stage(spark: SparkSession, cfg: Mapping[str, Any]) -> dict[str, Any]:
     """A/B variants compared on the events the API took back (``gold/insights_ab_test``)."""
     from ecomrec_spark.insights.ab_test import ab_report
 
-    return ab_report(spark, cfg)
+    return ab_report(spark, Settings.from_config(cfg))
 
 
 def publish_stage(spark: SparkSession, cfg: Mapping[str, Any]) -> dict[str, Any]:
     """The latest gold tables -> a new version of the serving store, live if it passes the quality gate."""
     from ecomrec_spark.serving.publish import publish
-    from ecomrec_spark.settings import Settings
 
     return publish(spark, Settings.from_config(cfg), force=False)
 
 
 def register_tables_stage(spark: SparkSession, cfg: Mapping[str, Any]) -> dict[str, Any]:
     """Every silver and gold table in the session catalog (on EMR with the Glue metastore: in Glue)."""
-    from ecomrec_spark.catalog import register_local
+    from ecomrec_spark.catalog import register_tables
 
-    return {"database": cfg["catalog"]["database"],
-            "tables": register_local(spark, cfg["paths"]["lake"], cfg["catalog"]["database"])}
+    return register_tables(spark, Settings.from_config(cfg))
 
 
 def run_all(spark: SparkSession, cfg: Mapping[str, Any], run_id: str | None = None) -> dict[str, Any]:

@@ -7,7 +7,7 @@ from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
 from ecomrec_spark import lake as lk
-from ecomrec_spark.config import load_config
+from ecomrec_spark.config import load_settings
 from ecomrec_spark.insights.ab_test import TABLE, ab_report, ab_test_table
 from ecomrec_spark.report.build import Tables, ab_test
 
@@ -69,8 +69,8 @@ def test_bad_arguments_fail_before_spark_runs(events):
 
 
 def test_no_api_events_skips_and_the_report_section_says_why(spark, events, lake, tmp_path):
-    cfg = load_config(None, [f"paths.lake={lake}", f"paths.raw={tmp_path / 'raw'}"])
-    assert "no API events" in ab_report(spark, cfg)["skipped"]
+    settings = load_settings(None, [f"paths.lake={lake}", f"paths.raw={tmp_path / 'raw'}"])
+    assert "no API events" in ab_report(spark, settings)["skipped"]
     html = "".join(ab_test(Tables(spark, lake)).blocks)
     assert html.startswith('<p class="note">no gold/insights_ab_test') and "<table>" not in html
 

@@ -107,6 +107,15 @@ def test_register_local_names_counts_and_rerun(spark, tiny_lake, registered):
     assert detail["Location"].endswith("/lake/gold/recommendations")
 
 
+def test_register_tables_reads_the_lake_and_database_from_the_settings(spark, tiny_lake, registered):
+    from ecomrec_spark.config import ConfigError, load_settings
+
+    settings = load_settings(None, [f"paths.lake={tiny_lake}"])
+    assert cat.register_tables(spark, settings) == {"database": "ecomrec", "tables": registered}
+    with pytest.raises(ConfigError, match="register-tables --athena needs catalog.athena_output"):
+        cat.register_tables(None, settings, athena=True)  # checked before Spark runs
+
+
 def test_register_local_replaces_a_table_registered_elsewhere(spark, tiny_lake):
     products = cat.sql_path(lk.table_path(tiny_lake, "gold", "product_features"))
     spark.sql("CREATE DATABASE IF NOT EXISTS ecomrec_swap")

@@ -226,3 +226,34 @@ def test_load_settings_gives_each_section_as_frozen_attributes_and_the_mapping_b
     assert settings.as_config() == load_config(None, ["serving.k=7", "recommend.k=12"])
     with pytest.raises(Exception, match="frozen"):
         settings.serving.k = 3  # type: ignore[misc]
+
+
+# Keys conf/local.yaml sets to a value its model default deliberately differs from: {dotted key: why}.
+DELIBERATE_DIFFERENCES: dict[str, str] = {}
+
+
+def _differences(yaml_value: object, model_value: object, key: str) -> list[str]:
+    """Every dotted key under ``key`` whose local.yaml value is not the model default (value and type)."""
+    if isinstance(yaml_value, dict):
+        if not isinstance(model_value, dict):
+            return [f"{key}: local.yaml {yaml_value!r}, model {model_value!r}"]
+        return [d for k, v in yaml_value.items()
+                for d in (_differences(v, model_value[k], f"{key}.{k}") if k in model_value
+                          else [f"{key}.{k}: no model field"])]
+    if yaml_value != model_value or type(yaml_value) is not type(model_value):
+        return [f"{key}: local.yaml {yaml_value!r}, model {model_value!r}"]
+    return []
+
+
+def test_the_model_defaults_are_what_local_yaml_sets_for_every_inherited_section():
+    """Another conf inherits local.yaml's sections; the typed models must default to the same values."""
+    import yaml
+
+    from ecomrec_spark import config
+    from ecomrec_spark.settings import Settings
+
+    local = yaml.safe_load((REPO / "conf" / "local.yaml").read_text())
+    model = Settings.model_validate({"paths": {"raw": "/data", "lake": "/lake"}}).model_dump()
+    found = [d for section in config._INHERITED for d in _differences(local.get(section, {}), model[section], section)
+             if d.split(":")[0] not in DELIBERATE_DIFFERENCES]
+    assert found == []

@@ -13,6 +13,7 @@ from pyspark.testing import assertDataFrameEqual
 
 from ecomrec_spark import lake as lk
 from ecomrec_spark.insights import analytics as A
+from ecomrec_spark.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # the old sales_trends lives in bench/insights.py as the reference
@@ -398,7 +399,7 @@ def test_build_insights_writes_what_its_inputs_allow(spark, cfg, lake):
     # only silver/events in the lake; two tables are built (Delta writes are the slow part), and
     # fallback_share / conversion_by_rating are skipped: no recommendations, no product features
     lk.overwrite(_df(spark, EVENTS_SCHEMA, BEHAVIOUR_EVENTS), lake, "silver", "events")
-    counts = A.build_insights(spark, {**cfg, "paths": {**cfg["paths"], "lake": lake}},
+    counts = A.build_insights(spark, Settings.from_config({**cfg, "paths": {**cfg["paths"], "lake": lake}}),
                               only=["daily_category_counts", "views_by_date", "fallback_share", "conversion_by_rating"])
     assert counts == {"gold/insights_daily_category_counts": 7, "gold/insights_views_by_date": 2}
     assert _partition_columns(lk.table_path(lake, "gold", "insights_daily_category_counts")) == ["event_date"]
@@ -407,7 +408,7 @@ def test_build_insights_writes_what_its_inputs_allow(spark, cfg, lake):
 
 
 def test_build_insights_fails_fast(spark, cfg, lake):
-    conf = {**cfg, "paths": {**cfg["paths"], "lake": lake}}
+    conf = Settings.from_config({**cfg, "paths": {**cfg["paths"], "lake": lake}})
     with pytest.raises(ValueError, match="sales_trend"):
         A.build_insights(spark, conf, only=["sales_trend"])
     with pytest.raises(FileNotFoundError, match="ecomrec transform"):

@@ -11,6 +11,7 @@ from pyspark.testing import assertDataFrameEqual
 
 from ecomrec_spark import lake as lk
 from ecomrec_spark.insights import sentiment as S
+from ecomrec_spark.settings import Settings
 
 REVIEW_SCHEMA = ("source string, review_id string, order_id string, customer_id string, product_id string, "
                  "review_score int, title string, text string, review_ts timestamp, answer_ts timestamp")
@@ -91,8 +92,8 @@ def stage_run(spark, cfg, reviews, products, tmp_path_factory):
     lake = str(tmp_path_factory.mktemp("sentiment") / "lake")
     lk.overwrite(reviews, lake, "silver", "reviews")
     lk.overwrite(products, lake, "gold", "order_features")
-    run_cfg = {**cfg, "paths": {**cfg["paths"], "lake": lake}, "insights": {"sentiment": SETTINGS}}
-    out = S.run_sentiment(spark, run_cfg)
+    settings = Settings.from_config({**cfg, "paths": {**cfg["paths"], "lake": lake}, "insights": {"sentiment": SETTINGS}})
+    out = S.run_sentiment(spark, settings)
     model, meta = S.load_sentiment_model(spark, lake)  # PipelineModel.load of <lake>/models/sentiment/<version>/model
     return lake, out, model, meta
 
@@ -244,8 +245,8 @@ def test_run_sentiment_writes_tables_and_a_loadable_model(spark, stage_run, revi
 
 
 def test_run_sentiment_skips_without_reviews_or_text(spark, cfg, lake):
-    run_cfg = {**cfg, "paths": {**cfg["paths"], "lake": lake}}
-    assert "silver/reviews" in S.run_sentiment(spark, run_cfg)["skipped"]
+    settings = Settings.from_config({**cfg, "paths": {**cfg["paths"], "lake": lake}})
+    assert "silver/reviews" in S.run_sentiment(spark, settings)["skipped"]
     no_text = spark.createDataFrame([("olist", "r1", "o1", None, None, 5, None, None, None, None)], REVIEW_SCHEMA)
     lk.overwrite(no_text, lake, "silver", "reviews")
-    assert "no training review has text" in S.run_sentiment(spark, run_cfg)["skipped"]
+    assert "no training review has text" in S.run_sentiment(spark, settings)["skipped"]

@@ -50,8 +50,8 @@ Example
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -61,6 +61,9 @@ from ecomrec_spark import lake as lk
 from ecomrec_spark.insights.analytics import TABLE_PREFIX
 from ecomrec_spark.serving.variants import OVERRIDE
 from ecomrec_spark.sources.events_api import SOURCE as API_SOURCE
+
+if TYPE_CHECKING:
+    from ecomrec_spark.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -177,7 +180,7 @@ def _finite(value: Any) -> Any:
     return float("nan") if value is None else value
 
 
-def ab_report(spark: SparkSession, cfg: Mapping[str, Any]) -> dict[str, Any]:
+def ab_report(spark: SparkSession, settings: Settings) -> dict[str, Any]:
     """Write ``gold/insights_ab_test`` from the API events in ``silver/events``; return a per-variant summary.
 
     Returns ``{"skipped": reason}`` when the lake has no API events that name a
@@ -185,10 +188,10 @@ def ab_report(spark: SparkSession, cfg: Mapping[str, Any]) -> dict[str, Any]:
 
     Example
     -------
-    >>> ab_report(spark, load_config("conf/local.yaml"))["variants"][0]["variant"]  # doctest: +SKIP
+    >>> ab_report(spark, load_settings("conf/local.yaml"))["variants"][0]["variant"]  # doctest: +SKIP
     'control'
     """
-    root = cfg["paths"]["lake"]
+    root = settings.paths.lake
     hint = ("POST events to the API (/v1/events), then run `ecomrec ingest` (with events_api in ingest.sources) "
             "and `ecomrec transform`")
     events = lk.read_optional(spark, root, "silver", "events")
@@ -205,7 +208,7 @@ def ab_report(spark: SparkSession, cfg: Mapping[str, Any]) -> dict[str, Any]:
         log.warning("ab-report skipped: %d API events, none names an A/B variant", total)
         return {"skipped": f"{total} API events in silver/events, none names an A/B variant "
                            f"({no_variant} without one, {override} '{OVERRIDE}'); {hint}"}
-    order = [v.get("name") for v in (cfg.get("serving") or {}).get("variants") or [] if v.get("name")]
+    order = [v.name for v in settings.serving.variants]  # config order: the first is the control
     path = lk.overwrite(ab_test_table(arms, order), root, "gold", TABLE)
     written = lk.read(spark, root, "gold", TABLE)
     variants = [r.asDict() for r in written.orderBy(F.col("is_control").desc(), VARIANT).collect()]  # one row a variant

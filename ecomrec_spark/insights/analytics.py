@@ -45,7 +45,7 @@ Example
 >>> from ecomrec_spark.insights import analytics as A
 >>> events = spark.read.format("delta").load(f"{lake}/silver/events")   # doctest: +SKIP
 >>> A.daily_category_counts(events).show()                             # doctest: +SKIP
->>> A.build_insights(spark, cfg)                                        # doctest: +SKIP
+>>> A.build_insights(spark, settings)                                   # doctest: +SKIP
 {'gold/insights_daily_category_counts': 1830, ...}
 """
 
@@ -54,7 +54,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
@@ -71,6 +71,9 @@ from ecomrec_spark.insights.sales import (
     top_products,
 )
 from ecomrec_spark.insights.stats import n_rows as _n
+
+if TYPE_CHECKING:
+    from ecomrec_spark.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -475,7 +478,7 @@ def load_inputs(spark: SparkSession, lake: str) -> dict[str, DataFrame]:
     return found
 
 
-def build_insights(spark: SparkSession, cfg: Mapping[str, Any], only: Iterable[str] | None = None) -> dict[str, int]:
+def build_insights(spark: SparkSession, settings: Settings, only: Iterable[str] | None = None) -> dict[str, int]:
     """Write every insights table whose inputs exist as ``gold/insights_<name>``; return row counts.
 
     A table whose inputs are missing (no events for generic transactions, no
@@ -483,13 +486,14 @@ def build_insights(spark: SparkSession, cfg: Mapping[str, Any], only: Iterable[s
     ``build-recommendations``) is skipped with a log line.  Each table is one
     Delta commit, a full rebuild.  ``daily_category_counts`` and
     ``product_views_by_category_day`` are partitioned by ``event_date`` (one
-    file per date); the rest are small and unpartitioned.  Optional settings:
-    ``insights.top_n`` (10) and ``insights.score_change_threshold`` (0.5).
+    file per date); the rest are small and unpartitioned.  Settings:
+    ``settings.insights.top_n`` (10) and ``settings.insights.score_change_threshold`` (0.5).
 
     Parameters
     ----------
     spark : the session (with Delta).
-    cfg : the validated config; reads ``paths.lake`` and the optional ``insights`` section.
+    settings : the run's settings (:func:`ecomrec_spark.config.load_settings`); reads ``paths.lake`` and
+        ``insights``.
     only : table names without the ``insights_`` prefix (e.g. ``["sales_trends"]``) to
         rebuild just those; default every table.  ``rating_move_impact`` reads the
         ``insights_review_rating_moves`` table, written now or by an earlier run.
@@ -505,12 +509,11 @@ def build_insights(spark: SparkSession, cfg: Mapping[str, Any], only: Iterable[s
 
     Example
     -------
-    >>> build_insights(spark, load_config("conf/local.yaml"))  # doctest: +SKIP
+    >>> build_insights(spark, load_settings("conf/local.yaml"))  # doctest: +SKIP
     {'gold/insights_daily_category_counts': 1830, 'gold/insights_views_by_date': 610, ...}
     """
-    root = cfg["paths"]["lake"]
-    icfg = cfg.get("insights") or {}
-    plan = outputs(int(icfg.get("top_n", 10)), float(icfg.get("score_change_threshold", 0.5)))
+    root = settings.paths.lake
+    plan = outputs(settings.insights.top_n, float(settings.insights.score_change_threshold))
     if only is not None:
         wanted = {only} if isinstance(only, str) else set(only)
         unknown = sorted(wanted - {o.name for o in plan})

@@ -58,7 +58,7 @@ import json
 import logging
 import math
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pyspark.ml import Pipeline, PipelineModel
 from pyspark.ml.classification import LogisticRegression
@@ -80,6 +80,9 @@ from pyspark.sql import functions as F
 from ecomrec_spark import columns as C
 from ecomrec_spark import lake as lk
 from ecomrec_spark import model_store
+
+if TYPE_CHECKING:
+    from ecomrec_spark.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -125,13 +128,6 @@ KEEP_WORDS = ("não", "nao", "nunca", "nem", "jamais", "sem", "not", "no", "nor"
 STOP_WORD_LANGUAGES = ("portuguese", "english")
 FEATURE_KINDS = ("tfidf", "word2vec")
 SPLIT_BUCKETS = 1_000_000
-
-DEFAULTS: dict[str, Any] = {
-    "vocab_size": 5000, "min_df": 2, "reg_param": 0.01, "max_iter": 100, "features": "tfidf", "ngrams": True,
-    "vector_size": 100, "test_fraction": 0.2, "seed": 42, "class_weights": None, "positive_at": 0.6,
-    "negative_at": 0.4,
-}
-PIPELINE_KEYS = ("vocab_size", "min_df", "reg_param", "seed", "max_iter", "features", "ngrams", "vector_size")
 
 _ACCENT_TABLE = str.maketrans(ACCENTED, PLAIN)
 
@@ -504,15 +500,6 @@ METRICS_SCHEMA = ("model_version string, trained_at timestamp, n_train long, n_t
                   "vocabulary_size int, params string")
 
 
-def sentiment_settings(cfg: Mapping[str, Any]) -> dict[str, Any]:
-    """``insights.sentiment`` of the config over :data:`DEFAULTS`; an unknown key is a ``ValueError``."""
-    section = (cfg.get("insights") or {}).get("sentiment") or {}
-    unknown = sorted(set(section) - set(DEFAULTS))
-    if unknown:
-        raise ValueError(f"unknown insights.sentiment key(s) {unknown}; allowed: {sorted(DEFAULTS)}")
-    return {**DEFAULTS, **section}
-
-
 def _order_lines(spark: SparkSession, root: str) -> DataFrame:
     for layer, table in (("gold", "order_features"), ("silver", "order_lines")):
         df = lk.read_optional(spark, root, layer, table)
@@ -522,35 +509,39 @@ def _order_lines(spark: SparkSession, root: str) -> DataFrame:
     return spark.createDataFrame([], f"{C.ORDER_ID} string, {C.PRODUCT_ID} string")
 
 
-def run_sentiment(spark: SparkSession, cfg: Mapping[str, Any]) -> dict[str, Any]:
+def run_sentiment(spark: SparkSession, settings: Settings) -> dict[str, Any]:
     """Train on silver reviews, save the model, write the gold sentiment tables; a small summary.
 
     Returns ``{"skipped": reason}`` when the lake has no reviews or no usable
-    review text.  Settings come from ``insights.sentiment`` (see :data:`DEFAULTS`).
+    review text.  Settings come from ``settings.insights.sentiment``
+    (:class:`ecomrec_spark.settings.Sentiment`, defaults included) and ``settings.paths.lake``.
     """
-    settings = sentiment_settings(cfg)
-    root = cfg["paths"]["lake"]
-    pipeline = sentiment_pipeline(**{k: settings[k] for k in PIPELINE_KEYS})  # validates before Spark work
+    s = settings.insights.sentiment
+    params = s.model_dump()  # every key with its default: the model's metadata, version hash and metrics row
+    root = settings.paths.lake
+    pipeline = sentiment_pipeline(s.vocab_size, s.min_df, s.reg_param, s.seed, max_iter=s.max_iter,
+                                  features=s.features, ngrams=s.ngrams,
+                                  vector_size=s.vector_size)  # validates before Spark work
     reviews = lk.read_optional(spark, root, "silver", "reviews")
     if reviews is None:
         why = "no silver/reviews table (the configured sources have no reviews)"
         log.warning("sentiment skipped: %s", why)
         return {"skipped": why}
     try:
-        model, metrics = train_sentiment(reviews, settings["test_fraction"], settings["seed"], pipeline=pipeline,
-                                         class_weights_enabled=settings["class_weights"])
+        model, metrics = train_sentiment(reviews, s.test_fraction, s.seed, pipeline=pipeline,
+                                         class_weights_enabled=s.class_weights)
     except NotEnoughTextError as err:
         log.warning("sentiment skipped: %s", err)
         return {"skipped": str(err)}
 
     trained_at = dt.datetime.now(dt.UTC)
-    version = model_store.new_version({"settings": settings, "n_train": metrics["n_train"], "n_test": metrics["n_test"]},
+    version = model_store.new_version({"settings": params, "n_train": metrics["n_train"], "n_test": metrics["n_test"]},
                                   trained_at)
-    metadata = {"settings": settings, "metrics": metrics, "stop_words_kept": list(KEEP_WORDS),
+    metadata = {"settings": params, "metrics": metrics, "stop_words_kept": list(KEEP_WORDS),
                 "code_version": model_store.code_version(), "trained_at": trained_at.isoformat()}
     folder = save_sentiment_model(spark, root, version, model, metadata)
 
-    scored = score_reviews(model, reviews, settings["positive_at"], settings["negative_at"])
+    scored = score_reviews(model, reviews, s.positive_at, s.negative_at)
     tables = {REVIEW_SENTIMENT: lk.overwrite(scored.withColumn(MODEL_VERSION, F.lit(version)), root, "gold",
                                              REVIEW_SENTIMENT)}
     written = lk.read(spark, root, "gold", REVIEW_SENTIMENT)  # score once; aggregate the stored rows
@@ -560,7 +551,7 @@ def run_sentiment(spark: SparkSession, cfg: Mapping[str, Any]) -> dict[str, Any]
     row = (version, trained_at.replace(tzinfo=None), *(metrics[k] for k in (
         "n_train", "n_test", "n_train_positive", "n_train_negative", "n_test_positive", "n_test_negative",
         "class_weights", "accuracy", "roc_auc", "pr_auc", "f1_positive", "f1_negative", "vocabulary_size")),
-        json.dumps(settings, sort_keys=True))
+        json.dumps(params, sort_keys=True))
     tables[SENTIMENT_METRICS] = lk.append(spark.createDataFrame([row], METRICS_SCHEMA), root, "gold",
                                           SENTIMENT_METRICS)
 

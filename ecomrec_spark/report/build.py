@@ -12,16 +12,20 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from ecomrec_spark import columns as C
 from ecomrec_spark import lake as lk
+from ecomrec_spark.config import ConfigError
 from ecomrec_spark.insights import analytics as A
 from ecomrec_spark.report import svg
 from ecomrec_spark.report.page import Section, kpis, note, render, table
+
+if TYPE_CHECKING:
+    from ecomrec_spark.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -448,15 +452,19 @@ SECTION_IDS = ("overview", "data-quality", "sales", "seasonality", "behaviour", 
                "review-models", "sentiment", "recommendations", "ab-test")
 
 
-def report_path(cfg: Mapping[str, Any]) -> str:
-    return f"{cfg['paths']['reports'].rstrip('/')}/index.html"
+def report_path(settings: Settings) -> str:
+    """``<paths.reports>/index.html``; a ``ConfigError`` when ``paths.reports`` is not set."""
+    reports = settings.paths.reports
+    if reports is None:
+        raise ConfigError("config key 'paths.reports' is missing; set it in the file or with --set paths.reports=...")
+    return f"{reports.rstrip('/')}/index.html"
 
 
-def build_report(spark: SparkSession, cfg: Mapping[str, Any]) -> dict[str, Any]:
+def build_report(spark: SparkSession, settings: Settings) -> dict[str, Any]:
     """Build every section from the lake and write ``<paths.reports>/index.html`` (local or s3://)."""
     from ecomrec_spark.storage import write_text
 
-    root = cfg["paths"]["lake"]
+    root = settings.paths.lake
     if not lk.exists(spark, lk.table_path(root, "gold", "order_features")) and \
             not lk.exists(spark, lk.table_path(root, "silver", "events")):
         raise FileNotFoundError(f"no gold/order_features or silver/events under {root}; run `ecomrec transform` first")
@@ -467,7 +475,7 @@ def build_report(spark: SparkSession, cfg: Mapping[str, Any]) -> dict[str, Any]:
         sections.append(make(tables))
     stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     html = render("ecomrec_spark report", f"lake {root} · built {stamp}", sections)
-    path = report_path(cfg)
+    path = report_path(settings)
     write_text(spark, path, html)
     charts = html.count('class="chart"')
     return {"path": path, "sections": [s.id for s in sections], "charts": charts, "notes": html.count('class="note"')}
