@@ -36,7 +36,7 @@ def nice_ticks(lo: float, hi: float, n: int = 5) -> list[float]:
     """About ``n`` round tick values covering ``[lo, hi]`` (steps of 1, 2 or 5 x 10^k).
 
     >>> nice_ticks(0, 87)
-    [0.0, 20.0, 40.0, 60.0, 80.0, 100.0]
+    [0, 20, 40, 60, 80, 100]
     """
     if hi <= lo:
         hi = lo + (abs(lo) or 1.0)
