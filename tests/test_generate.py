@@ -211,6 +211,28 @@ def test_planted_item_defects_exact_and_near_rates(gen, read):
         assert not any(summary["files"][name]["planted"].values()), name
 
 
+def _field(path: Path, i: int) -> list[str]:
+    """Field ``i`` (quotes stripped) of every data line; ids come before any field that may hold a comma."""
+    return [line.split(",")[i].strip('"') for line in path.read_text(encoding="utf-8-sig").splitlines()[1:]]
+
+
+@pytest.mark.parametrize("seed", [2, 5])
+def test_lines_reference_written_products_and_sellers(spark, tmp_path, seed):
+    # regression: an absent base line (null category and slot) hashed has_complement of the seed alone, so for
+    # about a third of the seeds (2 and 5 among them) phantom complement lines of md5("<seed>:product") and
+    # md5("<seed>:seller") filled the items and events files
+    summary = generate_dataset(spark, str(tmp_path), {"orders": 300, "seed": seed, "partitions": 2})
+    olist = tmp_path / "olist"
+    products = set(_field(olist / "olist_products_dataset.csv", 0))
+    sellers = set(_field(olist / "olist_sellers_dataset.csv", 0))
+    items = olist / "olist_order_items_dataset.csv"
+    planted = summary["files"]["olist_order_items_dataset.csv"]["planted"]
+    assert sum(p not in products for p in _field(items, 2)) == planted["orphan_product"]
+    assert all(s in sellers for s in _field(items, 3))
+    assert all(p in products for p in _field(tmp_path / "events" / "events.csv", 2))
+    assert 1.1 < summary["order_lines"] / 300 < 1.25
+
+
 def test_bad_timestamps_do_not_parse(gen, read):
     _, summary = gen
     orders = read("olist_orders_dataset.csv").where(F.col("_corrupt_record").isNull())

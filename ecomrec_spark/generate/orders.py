@@ -143,9 +143,11 @@ def order_core(spark: SparkSession, plan: Plan) -> DataFrame:
         (f"t{m}", F.when(present(m), E.pick_tier(plan, "line", o, F.col(f"ie{m}"), level))))})
     df = df.withColumns({f"j{m}": F.when(present(m), E.pick_slot(plan, "line", o, F.col(f"ie{m}"), F.col(f"k{m}"),
                                                                   F.col(f"t{m}"))) for m in bases})
+    # only a present base line brings a complement: an absent line's (k, j) are null, and xxhash64 skips
+    # nulls, so has_complement(null, null) is a hash of the seed alone (true for about a third of the seeds)
     df = df.withColumns({f"inc{m}": F.coalesce(
-        E.has_complement(plan, F.col(f"k{m}"), F.col(f"j{m}")) & (uniform(seed, "o:compinc", o, F.lit(m))
-                                                                  < F.lit(plan.complement_rate)), F.lit(False))
+        present(m) & E.has_complement(plan, F.col(f"k{m}"), F.col(f"j{m}"))
+        & (uniform(seed, "o:compinc", o, F.lit(m)) < F.lit(plan.complement_rate)), F.lit(False))
         for m in bases})
     df = df.withColumns({f"ck{m}": F.when(F.col(f"inc{m}"), E.complement_category(F.col(f"k{m}"))) for m in bases})
     item_no = [F.lit(1)]
