@@ -41,7 +41,6 @@ class SubKeyError(ValueError):
 
 SPARK_CONF_PREFIX = "spark.conf."  # --set spark.conf.spark.task.cpus=2 sets one Spark key
 VALID_SOURCES = ("olist", "events", "amazon", "transactions", "events_api")
-SERVING_STORES = ("sqlite", "dynamodb")
 _URI = re.compile(r"^(s3a?|s3n|file|hdfs)://[^\s'\"]+$|^[^\s'\":]+$")
 _PLACEHOLDER = re.compile(r"<[^>]+>")
 

@@ -526,7 +526,7 @@ class Variant(Section):
 
 
 class Serving(Section):
-    store: Literal["sqlite", "dynamodb"] = "sqlite"  # config.SERVING_STORES: a file under paths.serving | DynamoDB
+    store: Literal["sqlite", "dynamodb"] = "sqlite"  # a file under paths.serving | DynamoDB
     dynamodb: Dynamodb = Dynamodb()
     k: int = Field(default=20, ge=1, le=100)  # items kept per published list
     keep_versions: int = Field(default=3, ge=1, le=1000)

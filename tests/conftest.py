@@ -86,30 +86,54 @@ def shared_data():
     return SHARED_DATA
 
 
-RECOMMEND_RUN_ORDERS = 1500
+PLANTED_ORDERS = 1500
 
 
 @pytest.fixture(scope="session")
-def recommend_run(spark, tmp_path_factory):
-    """Generate -> ingest -> transform -> build-recommendations -> evaluate on 1,500 planted orders, once.
+def planted_lake(spark, tmp_path_factory):
+    """Generate -> ingest -> transform on 1,500 planted orders, once, as the CLI runs them (with manifest rows).
+
+    ``test_end_to_end`` checks it against the generator's ground truth; ``recommend_run`` builds on a copy.
+    Read-only: a test that writes works on a copy of the lake (``shutil.copytree``).
+    """
+    from ecomrec_spark import runs
+    from ecomrec_spark.generate.dataset import generate_dataset
+    from ecomrec_spark.ingest.run import ingest
+    from ecomrec_spark.transform.run import transform
+
+    root = tmp_path_factory.mktemp("planted")
+    cfg = load_config(None, [f"paths.raw={root / 'raw'}", f"paths.lake={root / 'lake'}",
+                             f"generate.orders={PLANTED_ORDERS}", "generate.seed=5"])
+    truth = generate_dataset(spark, cfg["paths"]["raw"], cfg["generate"])
+    with runs.stage(spark, cfg["paths"]["lake"], "ingest", "planted-base"):
+        recon = ingest(spark, cfg)
+    with runs.stage(spark, cfg["paths"]["lake"], "transform", "planted-base") as done:
+        counts = transform(spark, cfg)
+    return {"cfg": cfg, "truth": truth, "recon": recon, "counts": counts, "root": root, "transform": done}
+
+
+@pytest.fixture(scope="session")
+def recommend_run(spark, planted_lake, tmp_path_factory):
+    """build-recommendations -> evaluate on a copy of ``planted_lake``, once.
 
     ``test_recommend_end_to_end`` checks it; ``test_report`` adds the review, insights and report
     stages to the same lake rather than paying for another ingest and transform.
     """
+    import shutil
+
     from pyspark.sql import functions as F
 
     from ecomrec_spark import lake as lk
-    from ecomrec_spark.generate.dataset import generate_dataset
-    from ecomrec_spark.ingest.run import ingest
+    from ecomrec_spark import runs
     from ecomrec_spark.recommend.evaluate import evaluate
     from ecomrec_spark.recommend.run import recommend
-    from ecomrec_spark.transform.run import transform
 
     root = tmp_path_factory.mktemp("rec_e2e")
+    shutil.copytree(planted_lake["cfg"]["paths"]["lake"], root / "lake")
     sets = [
-        f"paths.raw={root / 'raw'}", f"paths.lake={root / 'lake'}", f"paths.reports={root / 'reports'}",
-        f"paths.serving={root / 'serving'}",
-        f"generate.orders={RECOMMEND_RUN_ORDERS}", "generate.seed=5", "recommend.als.max_iter=5", "recommend.als.rank=8",
+        f"paths.raw={planted_lake['cfg']['paths']['raw']}", f"paths.lake={root / 'lake'}",
+        f"paths.reports={root / 'reports'}", f"paths.serving={root / 'serving'}",
+        "recommend.als.max_iter=5", "recommend.als.rank=8",
         "recommend.hybrid.grid.review=[0.0]", "recommend.hybrid.grid.price=[0.0]",
         "recommend.hybrid.grid.popularity=[0.0,1.0]", "recommend.evaluate.models=[hybrid,als,popular,random]",
         "recommend.rules.min_support=0.0015",  # at least 2 of about 1,400 baskets
@@ -119,15 +143,14 @@ def recommend_run(spark, tmp_path_factory):
         "recommend.rank.grid.max_depth=[4]", "recommend.rank.grid.n_estimators=[60]", "recommend.rank.min_customers=5",
     ]
     cfg = load_config(None, sets)
-    generate_dataset(spark, cfg["paths"]["raw"], cfg["generate"])
-    ingest(spark, cfg)
-    transform(spark, cfg)
     lake = cfg["paths"]["lake"]
-    # a never-seen customer with a known region: the fallback must serve them
-    cust = lk.read(spark, lake, "silver", "customers")
-    ghost = cust.limit(1).select(F.lit("ghost-customer-1").alias("customer_id"),
-                                 *[c for c in cust.columns if c != "customer_id"])
-    lk.overwrite(cust.unionByName(ghost), lake, "silver", "customers")
+    # a never-seen customer with a known region: the fallback must serve them (a stage of its own, so the
+    # manifest pins the table with the ghost in it for every later stage)
+    with runs.stage(spark, lake, "transform", "ghost-customer"):
+        cust = lk.read(spark, lake, "silver", "customers")
+        ghost = cust.limit(1).select(F.lit("ghost-customer-1").alias("customer_id"),
+                                     *[c for c in cust.columns if c != "customer_id"])
+        lk.overwrite(cust.unionByName(ghost), lake, "silver", "customers")
     built = recommend(spark, cfg)
     recs_v1 = lk.read(spark, lake, "gold", "recommendations").drop("generated_at", "model_version").cache()
     recs_v1.count()

@@ -20,7 +20,6 @@ from pyspark.sql import functions as F
 from ecomrec_spark import lake as lk
 from ecomrec_spark import runs
 from ecomrec_spark.config import load_config
-from ecomrec_spark.generate.dataset import generate_dataset
 from ecomrec_spark.ingest.run import ingest
 from ecomrec_spark.transform.run import transform
 
@@ -29,17 +28,11 @@ ORDERS = 1500
 
 
 @pytest.fixture(scope="module")
-def run(spark, tmp_path_factory):
-    root = tmp_path_factory.mktemp("e2e")
-    cfg = load_config(None, [f"paths.raw={root / 'raw'}", f"paths.lake={root / 'lake'}", f"generate.orders={ORDERS}",
-                             "generate.seed=7"])
-    truth = generate_dataset(spark, cfg["paths"]["raw"], cfg["generate"])
-    with runs.stage(spark, cfg["paths"]["lake"], "ingest", "e2e-base"):  # as the CLI runs them: with manifest rows
-        recon = ingest(spark, cfg)
-    with runs.stage(spark, cfg["paths"]["lake"], "transform", "e2e-base") as done:
-        counts = transform(spark, cfg)
-    assert done.commits == len(done.written) == len(counts)  # transform writes each table once
-    return {"cfg": cfg, "truth": truth, "recon": recon, "counts": counts, "root": root}
+def run(planted_lake):
+    """The planted 1,500-order lake of ``conftest.planted_lake`` (ingest and transform run as the CLI runs them)."""
+    done = planted_lake["transform"]
+    assert done.commits == len(done.written) == len(planted_lake["counts"])  # transform writes each table once
+    return planted_lake
 
 
 def _table(spark, run, layer, table):
