@@ -47,8 +47,16 @@ $(S3A_JARS): | setup
 
 jars-s3a: setup $(S3A_JARS)
 
+# The demo runs every stage with one-point tuning: the values below are what the full grids of conf/local.yaml
+# (which stay as they are for real data) picked on the demo's 20,000 generated orders on 2026-12-06 (the build's
+# recommendation_runs row and the review model's metadata). Each grid point is one more fit of a model.
+DEMO_SETS := recommend.als.tune=false recommend.als.rank=64 recommend.als.reg_param=1.0 recommend.als.alpha=10.0 \
+	recommend.item_item.tune=false recommend.item_item.ease_lambda=250.0 \
+	recommend.hybrid.tune=false recommend.hybrid.weights.review=0.3 recommend.hybrid.weights.price=0.0 \
+	recommend.hybrid.weights.popularity=1.0 recommend.rank.grid.max_depth=[6] review.grid.max_depth=[4]
+
 demo: jars
-	$(VENV)/bin/ecomrec run-all --generate
+	$(VENV)/bin/ecomrec run-all --generate $(foreach s,$(DEMO_SETS),--set '$(s)')
 
 test: jars jars-s3a
 	$(PY) -m pytest
