@@ -1,7 +1,7 @@
 """Generate -> ingest -> transform on small data, checked against the generator's ground truth.
 
-One module-scoped run feeds every test here; the SIGKILL tests re-run jobs in
-subprocesses against a copy of the same lake.
+The session's planted lake (``conftest.planted_lake``, shared with the recommendation and report tests)
+feeds every test here; the SIGKILL tests re-run jobs in subprocesses against a copy of it.
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ from ecomrec_spark.ingest.run import ingest
 from ecomrec_spark.transform.run import transform
 
 REPO = Path(__file__).resolve().parents[1]
-ORDERS = 1500
 
 
 @pytest.fixture(scope="module")
