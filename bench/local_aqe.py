@@ -11,8 +11,8 @@ the machine's load at the time):
    model's finished list (``models.finalize``: filters, light-user blend, re-rank) in both settings.
 3. **Timed**, alternating on/off for ``--repeats`` rounds, medians reported:
 
-   - *scoring*: ``metrics.ranking_metrics`` of every list against its setting's truth, one list after
-     the other, as ``ltr.score_lists`` and ``evaluate`` do;
+   - *scoring*: ``ltr.score_lists``, the build's validation scoring: ``metrics.ranking_metrics`` of
+     every list against its setting's truth, one list after the other;
    - *write*: all lists stacked and written to Spark's ``noop`` sink, as the build writes
      ``gold/recommendations`` (one query over every list).
 
@@ -44,6 +44,16 @@ OUT = REPO / "bench" / "out" / "local_aqe"
 AQE = "spark.sql.adaptive.enabled"
 
 
+def _agree(on: dict, off: dict) -> bool:
+    """The same lists with the same metrics, to 1e-9 (sums may run in another order when partitions differ)."""
+    def same(a: object, b: object) -> bool:
+        if isinstance(a, float) and isinstance(b, float):
+            return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
+        return a == b
+
+    return on.keys() == off.keys() and all(same(x[m], off[key].get(m)) for key, x in on.items() for m in x)
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--orders", type=int, default=1500, help="orders of the generated demo data")
@@ -61,12 +71,10 @@ def main() -> int:
     from ecomrec_spark.recommend import models as M
     from ecomrec_spark.recommend import run as R
     from ecomrec_spark.recommend.interactions import purchases
-    from ecomrec_spark.recommend.metrics import ranking_metrics
     from ecomrec_spark.session import build_session
 
     root = OUT / f"orders_{a.orders}"
-    cfg = load_config(None, [f"paths.raw={root / 'raw'}", f"paths.lake={root / 'lake'}", f"generate.orders={a.orders}",
-                             "recommend.als.tune=false", "recommend.item_item.tune=false"])
+    cfg = load_config(None, [f"paths.raw={root / 'raw'}", f"paths.lake={root / 'lake'}", f"generate.orders={a.orders}"])
     spark = build_session(cfg, app_name="bench-local-aqe")
     t0 = time.perf_counter()
     if not (root / "lake" / "gold").is_dir():
@@ -87,19 +95,12 @@ def main() -> int:
     models = tuple(m for m in R.served_models(rc) if m not in ltr.LTR_MODELS.values())
     fitted = M.fit_models(spark, R.before(inputs, t2), rc, models, as_of=t2)
 
-    def lists() -> dict[tuple[str, str], DataFrame]:
-        out = {}
-        for setting in ltr.SETTINGS:
-            src = {**rc, "filters": {**rc["filters"], "exclude_purchased": setting == "new"}}
-            for m in models:
-                out[(m, setting)] = M.finalize(spark, fitted, m, src)
-        return out
-
     def scoring() -> dict[tuple[str, str], dict]:
-        return {key: ranking_metrics(df, truths[key[1]], rc["k"]) for key, df in lists().items()}
+        return {(r["model"], r["setting"]): r for r in ltr.score_lists(spark, fitted, rc, models, truths)}
 
     def write() -> None:
-        reduce(DataFrame.unionByName, lists().values()).write.format("noop").mode("overwrite").save()
+        lists = [M.finalize(spark, fitted, m, ltr.in_setting(rc, s)) for s in ltr.SETTINGS for m in models]
+        reduce(DataFrame.unionByName, lists).write.format("noop").mode("overwrite").save()
 
     scoring()  # materialises the fitted models' caches before anything is timed
     times: dict[tuple[str, bool], list[float]] = {}
@@ -113,13 +114,7 @@ def main() -> int:
             t = time.perf_counter()
             write()
             times.setdefault(("write", on), []).append(time.perf_counter() - t)
-    def same(x: dict, y: dict) -> bool:  # sums may run in another order when partitions differ
-        return x.keys() == y.keys() and all(
-            (x[k] is None) == (y[k] is None) and (x[k] is None or math.isclose(x[k], y[k], rel_tol=1e-9, abs_tol=1e-12))
-            for k in x)
-
-    if results[True].keys() != results[False].keys() or not all(
-            same(results[True][key], results[False][key]) for key in results[True]):
+    if not _agree(results[True], results[False]):
         raise SystemExit(f"the metrics differ with AQE on and off: {results[True]} vs {results[False]}")
     med = {key: statistics.median(v) for key, v in times.items()}
     n_lists = len(results[True])

@@ -34,6 +34,7 @@ from pyspark.sql import functions as F
 
 from ecomrec_spark import columns as C
 from ecomrec_spark import lake as lk
+from ecomrec_spark.recommend import ltr
 from ecomrec_spark.recommend import models as M
 from ecomrec_spark.recommend.ids import index_ids
 from ecomrec_spark.recommend.interactions import purchases
@@ -43,7 +44,6 @@ from ecomrec_spark.recommend.run import before, data_end, load_inputs, purchases
 log = logging.getLogger(__name__)
 
 METRIC_KEYS = ("precision_at_k", "recall_at_k", "ndcg_at_k", "map_at_k", "mrr", "hit_rate", "coverage")
-SETTINGS = ("all", "new")
 
 
 def random_recs(customers: DataFrame, products: DataFrame, k: int, seed: int) -> DataFrame:
@@ -96,8 +96,8 @@ def evaluate(spark: SparkSession, cfg: Mapping[str, Any]) -> dict[str, Any]:
     n_catalogue = catalogue.count()
     truths = {"all": warm, "new": new_items_only(warm, fitted.bought)}
     k, rows = rc["k"], []
-    for setting in SETTINGS:
-        src = {**rc, "filters": {**rc["filters"], "exclude_purchased": setting == "new"}}
+    for setting in ltr.SETTINGS:
+        src = ltr.in_setting(rc, setting)
         for model in rc["evaluate"]["models"]:
             if model == "random":
                 recs = random_recs(history, catalogue, k + rc["candidates"], rc["seed"])

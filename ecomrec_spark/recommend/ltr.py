@@ -84,6 +84,11 @@ class Trained:
     info: dict[str, Any] = field(default_factory=dict)
 
 
+def in_setting(rc: Mapping[str, Any], setting: str) -> dict[str, Any]:
+    """``rc`` for one setting: ``new`` removes what the customer bought before from the lists, ``all`` keeps it."""
+    return {**rc, "filters": {**rc["filters"], "exclude_purchased": setting == "new"}}
+
+
 def generators(rc: Mapping[str, Any]) -> list[str]:
     """The configured generators, in ``candidates.GENERATORS`` order (the feature order depends on it)."""
     wanted = set(rc["rank"]["generators"])
@@ -145,7 +150,7 @@ def score_lists(spark: SparkSession, fitted: M.Fitted, rc: Mapping[str, Any], mo
     """
     rows = []
     for setting in SETTINGS:
-        src = {**rc, "filters": {**rc["filters"], "exclude_purchased": setting == "new"}}
+        src = in_setting(rc, setting)
         for model in models:
             if model == LTR_MODELS["new" if setting == "all" else "all"] or model not in fitted.candidates:
                 continue  # each ranker is scored in its own setting
@@ -208,7 +213,7 @@ def train(spark: SparkSession, train_cut: Cut, val_cut: Cut, rc: Mapping[str, An
                         rk["min_customers"])
             rows.unpersist()
             continue
-        src = {**rc, "filters": {**rc["filters"], "exclude_purchased": setting == "new"}}
+        src = in_setting(rc, setting)
         trials, best, best_recs = [], None, None
         for params in R.param_points(rk["grid"]):
             model = R.fit_ranker(rows, names, params, rk["objective"], rk["num_workers"], seed)

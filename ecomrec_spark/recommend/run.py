@@ -314,7 +314,7 @@ def recommend(spark: SparkSession, cfg: Mapping[str, Any]) -> dict[str, Any]:
     customers = known_customers(inputs, fitted)
     lists = []
     for m in written:
-        src = rc if m != "ltr_new" else {**rc, "filters": {**rc["filters"], "exclude_purchased": True}}
+        src = rc if m != "ltr_new" else ltr.in_setting(rc, "new")
         lists.append(M.finalize(spark, fitted, m, src, customers if m == "popular" else None)
                      .withColumn("model", F.lit(m)))
     recs = lists[0]
