@@ -376,11 +376,12 @@ def spark_etl(spark, src: str | os.PathLike[str], lake_root: str | os.PathLike[s
     Nothing is collected.
     """
     from ecomrec_spark import lake
+    from ecomrec_spark.settings import Transform
     from ecomrec_spark.transform.features import price_freight_ratio
     from ecomrec_spark.transform.run import clean_order_lines
 
     lines = spark.read.parquet(str(src))
-    clean, outliers = clean_order_lines(lines, tcfg)
+    clean, outliers = clean_order_lines(lines, Transform.model_validate(dict(tcfg)))
     result = price_freight_ratio(clean, tcfg["min_freight"])
     lake.overwrite(outliers, str(lake_root), "silver", OUTLIERS_TABLE)
     lake.overwrite(result, str(lake_root), "silver", LINES_TABLE)

@@ -80,11 +80,12 @@ def main() -> int:
     if not (root / "lake" / "gold").is_dir():
         from ecomrec_spark.generate.dataset import generate_dataset
         from ecomrec_spark.ingest.run import ingest
+        from ecomrec_spark.settings import Settings
         from ecomrec_spark.transform.run import transform
 
         generate_dataset(spark, cfg["paths"]["raw"], cfg["generate"])
-        ingest(spark, cfg)
-        transform(spark, cfg)
+        ingest(spark, Settings.from_config(cfg))
+        transform(spark, Settings.from_config(cfg))
     lake_s = time.perf_counter() - t0
 
     rc = dict(cfg["recommend"])

@@ -127,6 +127,7 @@ def main() -> int:
     from ecomrec_spark.ingest.run import ingest
     from ecomrec_spark.recommend.metrics import ranking_metrics
     from ecomrec_spark.session import build_session
+    from ecomrec_spark.settings import Settings
     from ecomrec_spark.transform.run import transform
 
     shutil.rmtree(OUT, ignore_errors=True)
@@ -137,10 +138,10 @@ def main() -> int:
     spark = build_session(cfg, "bench-ltr-online-retail")
     timings: dict[str, float] = {}
     t = time.time()
-    ingest(spark, cfg)
+    ingest(spark, Settings.from_config(cfg))
     timings["ingest"] = time.time() - t
     t = time.time()
-    transform(spark, cfg)
+    transform(spark, Settings.from_config(cfg))
     timings["transform"] = time.time() - t
     built_a = run_build(cfg, spark, timings, "build-recommendations (shop config, re-buys allowed)")
     snap_a = str(OUT / "gold_a")

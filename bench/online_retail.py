@@ -32,6 +32,7 @@ def main() -> int:
     from ecomrec_spark.ingest.run import ingest
     from ecomrec_spark.recommend.evaluate import evaluate, markdown_table
     from ecomrec_spark.session import build_session
+    from ecomrec_spark.settings import Settings
     from ecomrec_spark.transform.run import transform
 
     raw, lake = OUT / "raw", OUT / "lake"
@@ -44,8 +45,8 @@ def main() -> int:
         "recommend.evaluate.models=[knn,hybrid,als,content,item_knn,ease,popular,random]"])
     spark = build_session(cfg, "bench-online-retail")
     t0 = time.time()
-    recon = ingest(spark, cfg)
-    counts = transform(spark, cfg)
+    recon = ingest(spark, Settings.from_config(cfg))
+    counts = transform(spark, Settings.from_config(cfg))
     t1 = time.time()
     result = evaluate(spark, cfg)
     t2 = time.time()

@@ -112,13 +112,14 @@ def prepare(a: argparse.Namespace) -> dict:
     if not a.lake:
         from ecomrec_spark.generate.dataset import generate_dataset
         from ecomrec_spark.ingest.run import ingest
+        from ecomrec_spark.settings import Settings
         from ecomrec_spark.transform.run import transform
 
         shutil.rmtree(OUT / "raw", ignore_errors=True)
         shutil.rmtree(OUT / "lake", ignore_errors=True)
         generate_dataset(spark, str(OUT / "raw"), dict(cfg["generate"]))
-        ingest(spark, cfg)
-        counts = transform(spark, cfg)
+        ingest(spark, Settings.from_config(cfg))
+        counts = transform(spark, Settings.from_config(cfg))
         info.update(orders=a.orders, lake_s=time.perf_counter() - t0,
                     order_lines=counts.get("silver/order_lines"))
     lake = cfg["paths"]["lake"]

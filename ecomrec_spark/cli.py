@@ -140,19 +140,18 @@ def run(args: argparse.Namespace, cfg: Mapping[str, Any] | None = None) -> dict[
     _validate_args(args, cfg)
     if args.command == "recommend":
         _validate_recommend(args)
+    settings = Settings.from_config(cfg)
     if args.command == "serve":
         from ecomrec_spark.serving.api import serve
 
-        return {"serve": serve(Settings.from_config(cfg), args.host, args.port)}
+        return {"serve": serve(settings, args.host, args.port)}
     if args.command == "publish" and (args.list or args.rollback):
         from ecomrec_spark.serving.versions import list_versions, rollback  # no pyspark import
 
-        settings = Settings.from_config(cfg)
         return {"publish": rollback(settings) if args.rollback else list_versions(settings)}
     if args.command == "athena-ddl":  # folder listings only (Athena reads each schema from the Delta log): no Spark
         from ecomrec_spark.catalog import write_athena_ddl
 
-        settings = Settings.from_config(cfg)
         if not args.out and settings.paths.reports is None:
             raise ConfigError("config key 'paths.reports' is missing; set it in the file or with --set "
                               "paths.reports=... (or pass --out)")
@@ -182,21 +181,22 @@ def run(args: argparse.Namespace, cfg: Mapping[str, Any] | None = None) -> dict[
             from ecomrec_spark import stages
 
             result = {"generate": _generate(spark, cfg, cfg["paths"]["raw"], None, None)} if args.generate else {}
-            return {**result, **stages.run_all(spark, cfg, run_id)}
+            return {**result, **stages.run_all(spark, settings, run_id)}
         # a writing command is one stage (its manifest row is its last write); any other reads the complete tables
         stage = None if args.command in NO_LAKE_WRITES else args.command
         with runs.stage(spark, cfg["paths"]["lake"], stage, run_id):
-            return _run_spark(args, cfg, spark)
+            return _run_spark(args, cfg, settings, spark)
 
 
-def _run_spark(args: argparse.Namespace, cfg: Mapping[str, Any], spark: SparkSession) -> dict[str, Any]:
+def _run_spark(args: argparse.Namespace, cfg: Mapping[str, Any], settings: Settings,
+               spark: SparkSession) -> dict[str, Any]:
     """The commands that need Spark but are not run-all, once the session is up (and the lease held, for writers)."""
     if args.command == "generate":
         return {"generate": _generate(spark, cfg, args.out, args.orders, args.seed)}
     if args.command == "register-tables" and args.athena:
         from ecomrec_spark.catalog import register_tables
 
-        return {"register-tables": register_tables(spark, Settings.from_config(cfg), athena=True)}
+        return {"register-tables": register_tables(spark, settings, athena=True)}
     if args.command == "recommend":
         from ecomrec_spark.recommend.serve import default_model, recommend_for
 
@@ -205,12 +205,12 @@ def _run_spark(args: argparse.Namespace, cfg: Mapping[str, Any], spark: SparkSes
     if args.command == "predict-review":
         from ecomrec_spark.review.score import predict_review
 
-        return {"predict-review": predict_review(spark, cfg, args.product_id)}
+        return {"predict-review": predict_review(spark, settings, args.product_id)}
     if args.command == "publish":
         from ecomrec_spark.serving.publish import publish
 
-        return {"publish": publish(spark, Settings.from_config(cfg), force=args.force)}
-    return {args.command: registry.BY_NAME[args.command].load()(spark, cfg)}
+        return {"publish": publish(spark, settings, force=args.force)}
+    return {args.command: registry.BY_NAME[args.command].load()(spark, settings)}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

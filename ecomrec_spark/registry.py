@@ -35,7 +35,7 @@ def _resolve(target: str) -> Callable[..., Any]:
 class StageDef:
     name: str            # the CLI command and the EMR step name (``ecomrec <name>``)
     help: str            # the command's help text
-    run: str             # ``module:function``, called as ``function(spark, cfg) -> dict`` (a small summary)
+    run: str             # ``module:function``, called as ``function(spark, settings) -> dict`` (a small summary)
     script: str          # its spark-submit entry point under jobs/
     writes: str          # what it writes, for the help and docs/architecture.md
     summary: str         # ``module:function``, ``function(result, lake) -> list[str]`` for the terminal

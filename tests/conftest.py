@@ -99,6 +99,7 @@ def planted_lake(spark, tmp_path_factory):
     from ecomrec_spark import runs
     from ecomrec_spark.generate.dataset import generate_dataset
     from ecomrec_spark.ingest.run import ingest
+    from ecomrec_spark.settings import Settings
     from ecomrec_spark.transform.run import transform
 
     root = tmp_path_factory.mktemp("planted")
@@ -106,9 +107,9 @@ def planted_lake(spark, tmp_path_factory):
                              f"generate.orders={PLANTED_ORDERS}", "generate.seed=5"])
     truth = generate_dataset(spark, cfg["paths"]["raw"], cfg["generate"])
     with runs.stage(spark, cfg["paths"]["lake"], "ingest", "planted-base"):
-        recon = ingest(spark, cfg)
+        recon = ingest(spark, Settings.from_config(cfg))
     with runs.stage(spark, cfg["paths"]["lake"], "transform", "planted-base") as done:
-        counts = transform(spark, cfg)
+        counts = transform(spark, Settings.from_config(cfg))
     return {"cfg": cfg, "truth": truth, "recon": recon, "counts": counts, "root": root, "transform": done}
 
 

@@ -19,7 +19,7 @@ from pyspark.sql import functions as F
 
 from ecomrec_spark import lake as lk
 from ecomrec_spark import runs
-from ecomrec_spark.config import load_config
+from ecomrec_spark.config import load_settings
 from ecomrec_spark.ingest.run import ingest
 from ecomrec_spark.transform.run import transform
 
@@ -150,7 +150,7 @@ def _kill_ingest_and_rerun(spark, run, raw_dir: Path, lake_dir: Path) -> None:
     args = ["--set", f"paths.raw={raw_dir}", "--set", f"paths.lake={lake_dir}"]
     killed = _run_job_and_kill("ingest.py", args, lake_dir / "bronze" / "olist_order_items")
     assert killed, "the job finished before the kill; the test did not exercise a mid-write kill"
-    cfg = load_config(None, args[1::2])
+    cfg = load_settings(None, args[1::2])
     recon = lk.read(spark, str(lake_dir), "bronze", "ingest_reconciliation")
     assert recon.where(F.col("file").endswith("_2019-01.csv")).count() == 0  # the run never finished
     for table in ("olist_order_items", "olist_orders"):
@@ -183,7 +183,7 @@ def test_transform_killed_after_its_nth_commit_is_invisible_to_readers_and_a_rer
     versions of the last complete transform. A re-run then completes and becomes what readers get."""
     lake_dir = tmp_path / "lake"
     shutil.copytree(Path(run["cfg"]["paths"]["lake"]), lake_dir)
-    cfg = load_config(None, [f"paths.raw={run['cfg']['paths']['raw']}", f"paths.lake={lake_dir}"])
+    cfg = load_settings(None, [f"paths.raw={run['cfg']['paths']['raw']}", f"paths.lake={lake_dir}"])
     tables = sorted(run["counts"])
     complete = runs.pins(spark, str(lake_dir))
     manifest = _manifest_rows(spark, lake_dir)

@@ -9,7 +9,8 @@ from pathlib import Path
 from pyspark.testing import assertDataFrameEqual
 
 from ecomrec_spark import lake as lk
-from ecomrec_spark.config import load_config
+from ecomrec_spark.config import load_settings
+from ecomrec_spark.settings import Settings
 from ecomrec_spark.stages import ab_report_stage, ingest_stage, transform_stage
 from ecomrec_spark.summary import ab_lines
 
@@ -29,8 +30,8 @@ def _write(folder: Path, batch: str, lines: list[str]) -> Path:
     return path
 
 
-def _cfg(tmp_path: Path, lake: str) -> dict:
-    return load_config(None, [f"paths.raw={tmp_path / 'raw'}", f"paths.lake={lake}", "ingest.sources=[events_api]"])
+def _cfg(tmp_path: Path, lake: str) -> Settings:
+    return load_settings(None, [f"paths.raw={tmp_path / 'raw'}", f"paths.lake={lake}", "ingest.sources=[events_api]"])
 
 
 def T(hour: int, minute: int, second: int = 0, micro: int = 0) -> dt.datetime:

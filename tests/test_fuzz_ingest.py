@@ -66,8 +66,9 @@ import pytest
 from pyspark.sql import functions as F
 
 from ecomrec_spark import lake as lk
-from ecomrec_spark.config import load_config
+from ecomrec_spark.config import load_config, load_settings
 from ecomrec_spark.ingest.run import RECONCILIATION, IngestError, UnbalancedError, ingest, ingest_table
+from ecomrec_spark.settings import Settings
 from ecomrec_spark.sources import olist
 
 SEED = 20260513
@@ -376,7 +377,7 @@ def test_batched_variants_are_ingested_or_fail_by_file(spark, tmp_path, campaign
             ingest_table(spark, spec, str(raw), lake, "fuzz")
         except UnbalancedError as exc:  # raised after the table's balanced files were recorded
             errors.append(str(exc))
-    ingest(spark, cfg, run_id="fuzz")  # events and transactions: nothing fails there
+    ingest(spark, Settings.from_config(cfg), run_id="fuzz")  # events and transactions: nothing fails there
 
     recon = {r["file"]: r for r in lk.read(spark, lake, "bronze", RECONCILIATION).collect()}  # one row per file
     bronze_by_file: dict[str, dict] = {}
@@ -439,7 +440,7 @@ def test_variants_that_fail_their_table_name_the_file_and_record_nothing(spark, 
                 ingest_table(spark, olist.PRODUCTS if v.base.key == "products" else olist.ORDER_REVIEWS,
                              str(raw), lake, "fuzz")
             else:
-                ingest(spark, load_config(None, [f"paths.raw={raw}", f"paths.lake={lake}",
+                ingest(spark, load_settings(None, [f"paths.raw={raw}", f"paths.lake={lake}",
                                                  f"ingest.sources=[{v.base.folder}]"]), run_id="fuzz")
             problems.append(f"{v.name}: ingested, expected a failure naming '{v.reason}'")
         except IngestError as exc:

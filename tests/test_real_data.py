@@ -14,6 +14,7 @@ from pyspark.sql import functions as F
 
 from ecomrec_spark import lake
 from ecomrec_spark.ingest.run import ingest_table
+from ecomrec_spark.settings import Settings
 from ecomrec_spark.sources import events, olist, transactions
 from ecomrec_spark.transform import canonical
 
@@ -50,7 +51,8 @@ def test_rees46_sample(spark, shared_data, lake):
 
 def test_online_retail_through_the_column_mapping(spark, cfg, shared_data, lake):
     tx_conf = cfg["sources"]["transactions"]
-    spec = dataclasses.replace(transactions.table_spec(tx_conf), source="online-retail")
+    spec = dataclasses.replace(transactions.table_spec(Settings.from_config(cfg).sources.transactions),
+                               source="online-retail")
     [row] = ingest_table(spark, spec, str(shared_data), lake, "real")
     assert (row["raw_records"], row["bronze_rows"], row["quarantine_rows"]) == (320_705, 320_705, 0)
 

@@ -19,6 +19,7 @@ from pyspark.testing import assertDataFrameEqual
 from ecomrec_spark import lake as lk
 from ecomrec_spark.config import load_config
 from ecomrec_spark.recommend import sources as S
+from ecomrec_spark.settings import Settings
 
 T0 = dt.datetime(2019, 10, 1, 0, 0, 0)
 T1 = dt.datetime(2019, 10, 1, 0, 5, 0)
@@ -182,8 +183,8 @@ def amazon_run(spark, tmp_path_factory):
     n = write_amazon_csv(root / "raw" / "amazon" / "Reviews.csv")
     cfg = _cfg(root, "amazon", "recommend.evaluate.test_days=20",
                "recommend.evaluate.models=[item_knn,popular]")
-    ingest(spark, cfg)
-    transform(spark, cfg)
+    ingest(spark, Settings.from_config(cfg))
+    transform(spark, Settings.from_config(cfg))
     built = recommend(spark, cfg)
     recs = lk.read(spark, cfg["paths"]["lake"], "gold", "recommendations").cache()
     return {"cfg": cfg, "n": n, "built": built, "recs": recs}
@@ -222,7 +223,7 @@ def test_amazon_serve_evaluate_and_review_stages(spark, amazon_run):
     samples = sample_lists(spark, cfg)
     assert [s["customer_id"] for s in samples[::4]] == ["U1", "U2"]  # most reviews first; no cold customer exists
     for name in ("train-review", "score-reviews"):
-        assert "reviews without orders" in registry.BY_NAME[name].load()(spark, cfg)["skipped"]
+        assert "reviews without orders" in registry.BY_NAME[name].load()(spark, Settings.from_config(cfg))["skipped"]
     out = evaluate(spark, cfg)
     # test window: U3 -> C3 and U8 -> D3, each the top co-reviewed item of the customer's earlier reviews
     knn_new = next(r for r in out["results"] if (r["model"], r["setting"]) == ("item_knn", "new"))
@@ -245,8 +246,8 @@ def events_run(spark, tmp_path_factory, shared_data):
     shutil.copy(shared_data / "rees46-sample" / "2019-Oct-sample.csv", root / "raw" / "events")
     # the sample covers 17 minutes: no validation window fits, so the build skips validation (logged) and still serves
     cfg = _cfg(root, "events")
-    ingest(spark, cfg)
-    transform(spark, cfg)
+    ingest(spark, Settings.from_config(cfg))
+    transform(spark, Settings.from_config(cfg))
     built = recommend(spark, cfg)
     return {"cfg": cfg, "built": built, "recs": lk.read(spark, cfg["paths"]["lake"], "gold", "recommendations").cache()}
 

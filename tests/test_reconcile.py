@@ -26,6 +26,7 @@ from ecomrec_spark.ingest.run import (
     ingest_table,
     reconciliation_rows,
 )
+from ecomrec_spark.settings import Settings
 from ecomrec_spark.sources import events_api, olist
 
 REPO = Path(__file__).resolve().parents[1]
@@ -208,7 +209,7 @@ def test_other_tables_are_ingested_before_the_run_fails(spark, tmp_path, lake, c
     run_cfg = {**cfg, "paths": {**cfg["paths"], "raw": str(raw), "lake": lake},
                "ingest": {"sources": ["amazon", "events_api"]}}
     with pytest.raises(IngestError, match="table amazon_reviews: reconciliation failed") as err:
-        ingest(spark, run_cfg)
+        ingest(spark, Settings.from_config(run_cfg))
     assert "events_api" not in str(err.value)
     recon = _recon(spark, lake).select("table", "raw_records", "bronze_rows", F.col("balanced"))
     assert recon.collect() == [("events_api", 1, 1, True)]

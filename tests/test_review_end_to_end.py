@@ -18,6 +18,7 @@ from ecomrec_spark.generate.dataset import generate_dataset
 from ecomrec_spark.ingest.run import ingest
 from ecomrec_spark.review.score import score_reviews
 from ecomrec_spark.review.train import train_review
+from ecomrec_spark.settings import Settings
 from ecomrec_spark.transform.run import transform
 
 ORDERS = 6000  # enough training orders for the trees to find the planted interactions
@@ -34,10 +35,11 @@ def run(spark, tmp_path_factory):
         "review.grid.min_child_weight=[1.0]", "review.grid.subsample=[0.8]", "review.early_stopping_rounds=15",
     ])
     truth = generate_dataset(spark, cfg["paths"]["raw"], cfg["generate"])
-    ingest(spark, cfg)
-    transform(spark, cfg)
-    summary = train_review(spark, cfg)
-    scored = score_reviews(spark, cfg)
+    settings = Settings.from_config(cfg)
+    ingest(spark, settings)
+    transform(spark, settings)
+    summary = train_review(spark, settings)
+    scored = score_reviews(spark, settings)
     return {"cfg": cfg, "truth": truth, "summary": summary, "scored": scored, "root": root}
 
 

@@ -135,8 +135,9 @@ def test_both_iqr_methods_give_the_same_split(spark):
 
 def test_review_stages_skip_a_lake_without_reviews(spark, cfg, lake):
     from ecomrec_spark import registry
+    from ecomrec_spark.settings import Settings
 
     run_cfg = {**cfg, "paths": {**cfg["paths"], "lake": lake}}
     for name in ("train-review", "score-reviews"):
         stage = registry.BY_NAME[name].load()
-        assert stage(spark, run_cfg) == {"skipped": "no gold/order_features table (the configured sources have no orders with reviews)"}, name
+        assert stage(spark, Settings.from_config(run_cfg)) == {"skipped": "no gold/order_features table (the configured sources have no orders with reviews)"}, name

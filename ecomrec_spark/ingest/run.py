@@ -42,6 +42,7 @@ from ecomrec_spark.ingest.count import FILE as COUNTED_FILE
 from ecomrec_spark.ingest.count import jsonl_blank, raw_counts
 from ecomrec_spark.ingest.files import RawFile, folder_exists, list_files, read_header
 from ecomrec_spark.ingest.parse import CORRUPT, INGEST_RUN, RAW_LINE, RAW_TEXT, REASON, SOURCE_FILE, classify
+from ecomrec_spark.settings import Settings, Sources
 from ecomrec_spark.sources import specs_for
 from ecomrec_spark.sources.spec import TableSpec
 
@@ -160,11 +161,9 @@ def _read_jsonl(spark: SparkSession, spec: TableSpec, paths: list[str]) -> DataF
                     F.col("_json").getField(CORRUPT).alias(CORRUPT), SOURCE_FILE, RAW_LINE))
 
 
-def source_folder(cfg: Mapping[str, Any], raw_root: str, source: str) -> str:
+def source_folder(sources: Sources, raw_root: str, source: str) -> str:
     """``<raw>/<source>``; generic transactions may sit elsewhere (``sources.transactions.folder``, ``.`` = raw itself)."""
-    sub = source
-    if source == "transactions":
-        sub = (cfg.get("sources", {}).get("transactions", {}) or {}).get("folder", "transactions")
+    sub = sources.transactions.folder if source == "transactions" else source
     root = raw_root.rstrip("/")
     return root if sub in ("", ".") else f"{root}/{sub}"
 
@@ -377,18 +376,17 @@ def _reconcile(spark: SparkSession, spec: TableSpec, lake_root: str, paths: list
     return {r[SOURCE_FILE]: {k: r[k] for k in _COUNTS} for r in joined.collect()}  # one aggregate row per file
 
 
-def ingest(spark: SparkSession, cfg: Mapping[str, Any], run_id: str | None = None) -> list[dict[str, Any]]:
+def ingest(spark: SparkSession, settings: Settings, run_id: str | None = None) -> list[dict[str, Any]]:
     """Ingest every table of every configured source; returns the new reconciliation rows."""
-    raw_root, lake_root = cfg["paths"]["raw"], cfg["paths"]["lake"]
+    raw_root, lake_root = settings.paths.raw, settings.paths.lake
     active = runs.current()
     run_id = run_id or (active.run_id if active else runs.new_run_id())  # the pipeline run's id when there is one
-    sources = cfg.get("ingest", {}).get("sources", ["olist"])
     present = []
-    for source in sources:
-        folder = source_folder(cfg, raw_root, source)
+    for source in settings.ingest.sources:
+        folder = source_folder(settings.sources, raw_root, source)
         if folder_exists(spark, folder):
             present.append(source)
-        elif all(spec.may_be_empty for spec in specs_for(source, cfg)):  # e.g. no API events taken yet
+        elif all(spec.may_be_empty for spec in specs_for(source, settings.sources)):  # e.g. no API events taken yet
             log.info("source '%s': no %s/ yet, nothing to ingest", source, folder)
         else:
             raise IngestError(f"source '{source}' is enabled (ingest.sources) but {folder}/ does not exist; "
@@ -396,10 +394,10 @@ def ingest(spark: SparkSession, cfg: Mapping[str, Any], run_id: str | None = Non
     rows: list[dict[str, Any]] = []
     failed: list[UnbalancedError] = []
     for source in present:
-        for spec in specs_for(source, cfg):
+        for spec in specs_for(source, settings.sources):
             try:
                 rows.extend(ingest_table(spark, spec, raw_root, lake_root, run_id,
-                                         source_folder(cfg, raw_root, source)))
+                                         source_folder(settings.sources, raw_root, source)))
             except UnbalancedError as exc:  # the other tables are reconciled on their own: ingest them, then fail
                 failed.append(exc)
     if failed:

@@ -26,6 +26,7 @@ from ecomrec_spark import lake as lk
 from ecomrec_spark import model_store
 from ecomrec_spark.identifiers import PRODUCT_ID_PATTERN  # noqa: F401  (re-exported for the CLI)
 from ecomrec_spark.review import dataset as D
+from ecomrec_spark.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -80,14 +81,15 @@ def product_review_scores(predictions: DataFrame) -> DataFrame:
                  F.countDistinct(C.ORDER_ID).alias("n_orders"), F.max("model_version").alias("model_version")))
 
 
-def score_reviews(spark: SparkSession, cfg: Mapping[str, Any], version: str | None = None) -> dict[str, Any]:
+def score_reviews(spark: SparkSession, settings: Settings, version: str | None = None) -> dict[str, Any]:
     """Load the ``latest`` (or given) model, score every order, write both gold tables."""
-    root = cfg["paths"]["lake"]
+    root = settings.paths.lake
     models, meta = model_store.load_models(spark, root, D.feature_columns(), version)
     of = lk.read(spark, root, "gold", "order_features")
     reviews = lk.read(spark, root, "silver", "reviews")
-    rows = D.build_dataset(of, reviews, float(meta.get("config", {}).get("history_prior_weight",
-                                                                            cfg["review"].get("history_prior_weight", 5.0))))
+    # the prior the model was trained with (its metadata), else the configured one
+    prior = meta.get("config", {}).get("history_prior_weight", settings.review.history_prior_weight)
+    rows = D.build_dataset(of, reviews, float(prior))
     rows = rows.persist()  # read by each target's model
     try:
         preds = review_predictions(of, score_orders(models, rows, meta["version"]))
@@ -102,10 +104,10 @@ def score_reviews(spark: SparkSession, cfg: Mapping[str, Any], version: str | No
     return {"model_version": meta["version"], "tables": counts}
 
 
-def predict_review(spark: SparkSession, cfg: Mapping[str, Any], product_id: str) -> dict[str, Any]:
+def predict_review(spark: SparkSession, settings: Settings, product_id: str) -> dict[str, Any]:
     """The ``product_review_scores`` entry of one product; ``UnknownProductError`` when it has none."""
     validate_product_id(product_id)
-    root = cfg["paths"]["lake"]
+    root = settings.paths.lake
     path = lk.table_path(root, "gold", "product_review_scores")
     if not lk.exists(spark, path):
         raise FileNotFoundError(f"Delta table {path} does not exist yet; run `ecomrec score-reviews` first")

@@ -41,6 +41,8 @@ from ecomrec_spark import model_store, storage
 from ecomrec_spark.importance import gain_importance
 from ecomrec_spark.review import dataset as D
 from ecomrec_spark.review.metrics import evaluate
+from ecomrec_spark.settings import Review as ReviewSettings
+from ecomrec_spark.settings import Settings, XgbGrid
 
 log = logging.getLogger(__name__)
 
@@ -155,11 +157,11 @@ def xgb_pipeline(label_col: str, features: Sequence[str] = D.FEATURES, categoric
     return Pipeline(stages=[*_indexers(categorical), assembler, clf]), clf
 
 
-def param_grid(clf: Any, grid: Mapping[str, Sequence[Any]]) -> list[dict[Any, Any]]:
-    """``ParamGridBuilder`` over the classifier's ``GRID_KEYS`` params."""
+def param_grid(clf: Any, grid: XgbGrid) -> list[dict[Any, Any]]:
+    """``ParamGridBuilder`` over the classifier's ``GRID_KEYS`` params (an unset key keeps the default)."""
     builder = ParamGridBuilder()
     for key in GRID_KEYS:
-        values = list(grid.get(key) or [])
+        values = list(getattr(grid, key) or [])
         if values:
             cast = int if key in ("max_depth", "n_estimators") else float
             builder = builder.addGrid(clf.getParam(key), [cast(v) for v in values])
@@ -250,7 +252,7 @@ def _metric_row(name: str, weighting: str, m: Mapping[str, Any], seconds: float 
     return {"model": name, "class_weights": weighting, "train_seconds": seconds, **m, **(extra or {})}
 
 
-def train_target(spark: SparkSession, rows: DataFrame, target: str, rcfg: Mapping[str, Any],
+def train_target(spark: SparkSession, rows: DataFrame, target: str, rcfg: ReviewSettings,
                  truth: DataFrame | None = None) -> dict[str, Any]:
     """Tune XGBoost, fit the other weighting and the baselines, evaluate all on the test rows.
 
@@ -259,23 +261,21 @@ def train_target(spark: SparkSession, rows: DataFrame, target: str, rcfg: Mappin
     """
     label = D.TARGET_LABELS[target]
     k = D.TARGET_CLASSES[target]
-    seed = int(rcfg.get("seed", 42))
-    weighted = bool(rcfg.get("class_weights", False))
-    es = rcfg.get("early_stopping_rounds")
+    seed, weighted, es = rcfg.seed, rcfg.class_weights, rcfg.early_stopping_rounds
     fit_rows = rows.where(F.col(D.SPLIT) != "test")
     train = rows.where(F.col(D.SPLIT) == "train")
     test = rows.where(F.col(D.SPLIT) == "test")
 
     def xgb(weight: bool) -> tuple[Pipeline, Any]:
         return xgb_pipeline(label, weight_col=D.WEIGHT if weight else None, early_stopping_rounds=es,
-                            num_workers=int(rcfg.get("num_workers", 1)), seed=seed)
+                            num_workers=rcfg.num_workers, seed=seed)
 
     pipe, clf = xgb(weighted)
-    grid = param_grid(clf, rcfg.get("grid", {}))
-    metric = rcfg.get("tuning_metric", "logLoss")
+    grid = param_grid(clf, rcfg.grid)
+    metric: Any = rcfg.tuning_metric  # pyspark's type hints leave out logLoss and hammingLoss, which it takes
     evaluator = MulticlassClassificationEvaluator(labelCol=label, metricName=metric)
     tvs = TimeTrainValidationSplit(estimator=pipe, estimatorParamMaps=grid, evaluator=evaluator,
-                                   parallelism=int(rcfg.get("parallelism", 1)), seed=seed)
+                                   parallelism=rcfg.parallelism, seed=seed)
     t0 = time.perf_counter()
     tuned = tvs.fit(fit_rows)
     tune_seconds = time.perf_counter() - t0
@@ -290,7 +290,7 @@ def train_target(spark: SparkSession, rows: DataFrame, target: str, rcfg: Mappin
     results = [_metric_row("xgboost_tuned", label_w, evaluate(best.transform(test), label, k), tune_seconds,
                            {"params": {**best_params, "best_iteration": best_iteration},
                             "grid_size": len(grid), "validation_metric": {metric: tuned.validationMetrics[best_i]}})]
-    if rcfg.get("compare_weighting", True):
+    if rcfg.compare_weighting:
         other_pipe, other_clf = xgb(not weighted)
         other_map = {other_clf.getParam(p.name): v for p, v in best_map.items()}
         t0 = time.perf_counter()
@@ -298,7 +298,7 @@ def train_target(spark: SparkSession, rows: DataFrame, target: str, rcfg: Mappin
         secs = time.perf_counter() - t0
         results.append(_metric_row("xgboost_tuned", "unweighted" if weighted else "weighted",
                                    evaluate(other.transform(test), label, k), secs, {"params": best_params}))
-    for name in rcfg.get("baselines", list(BASELINES)):
+    for name in rcfg.baselines:
         t0 = time.perf_counter()
         if name == "majority":
             pred = majority_predictions(train, test, label, k)
@@ -402,23 +402,23 @@ def markdown_report(version: str, summary: Mapping[str, Any], per_target: Mappin
 
 # ------------------------------------------------------------------ the stage
 
-def prepare_rows(spark: SparkSession, cfg: Mapping[str, Any]) -> DataFrame:
+def prepare_rows(spark: SparkSession, settings: Settings) -> DataFrame:
     """Labelled, split and weighted training rows from the gold and silver tables."""
-    rcfg, root = cfg["review"], cfg["paths"]["lake"]
+    rcfg, root = settings.review, settings.paths.lake
     of = lk.read(spark, root, "gold", "order_features")
     reviews = lk.read(spark, root, "silver", "reviews")
-    split = rcfg.get("split", {})
-    rows = D.time_split(D.labelled(D.build_dataset(of, reviews, float(rcfg.get("history_prior_weight", 5.0)))),
-                        float(split.get("train_fraction", 0.7)), float(split.get("validation_fraction", 0.15)),
-                        split.get("train_until"), split.get("validation_until"))
+    split = rcfg.split
+    rows = D.time_split(D.labelled(D.build_dataset(of, reviews, float(rcfg.history_prior_weight))),
+                        float(split.train_fraction), float(split.validation_fraction),
+                        split.train_until, split.validation_until)
     return rows
 
 
-def train_review(spark: SparkSession, cfg: Mapping[str, Any]) -> dict[str, Any]:
+def train_review(spark: SparkSession, settings: Settings) -> dict[str, Any]:
     """Train, evaluate, save and report; returns a small summary for the CLI."""
-    rcfg, root = cfg["review"], cfg["paths"]["lake"]
-    check_worker_slots(spark, int(rcfg.get("num_workers", 1)))
-    base = prepare_rows(spark, cfg).persist()
+    rcfg, root = settings.review, settings.paths.lake
+    check_worker_slots(spark, rcfg.num_workers)
+    base = prepare_rows(spark, settings).persist()
     try:
         stats = {r[D.SPLIT]: (int(r["n"]), r["lo"], r["hi"]) for r in base.groupBy(D.SPLIT).agg(
             F.count(F.lit(1)).alias("n"), F.min(C.ORDER_TS).alias("lo"), F.max(C.ORDER_TS).alias("hi")).collect()}
@@ -426,9 +426,9 @@ def train_review(spark: SparkSession, cfg: Mapping[str, Any]) -> dict[str, Any]:
             if stats.get(part, (0,))[0] == 0:
                 raise ValueError(f"the time split left no {part} rows ({ {k: v[0] for k, v in stats.items()} }); "
                                  "adjust review.split or use more data")
-        truth = read_truth(spark, cfg["paths"]["raw"])
+        truth = read_truth(spark, settings.paths.raw)
         per_target: dict[str, dict[str, Any]] = {}
-        for target in rcfg.get("targets", list(TARGETS)):
+        for target in rcfg.targets:
             rows = D.with_class_weights(base, D.TARGET_LABELS[target]).persist()
             try:
                 per_target[target] = train_target(spark, rows, target, rcfg, truth)
@@ -438,13 +438,14 @@ def train_review(spark: SparkSession, cfg: Mapping[str, Any]) -> dict[str, Any]:
         base.unpersist()
     trained_at = dt.datetime.now(dt.UTC)
     split_range = {k: [str(v[1]), str(v[2])] for k, v in stats.items()}
-    fingerprint = {"features": D.FEATURES, "categorical": D.CATEGORICAL, "review": rcfg, "range": split_range}
+    recorded = rcfg.model_dump(mode="json")  # the review section as validated, defaults included
+    fingerprint = {"features": D.FEATURES, "categorical": D.CATEGORICAL, "review": recorded, "range": split_range}
     version = model_store.new_version(fingerprint, trained_at)
     metadata = {
         "targets": list(per_target), "features": D.feature_columns(), "numeric_features": D.FEATURES,
         "categorical_features": D.CATEGORICAL, "labels": {t: D.TARGET_LABELS[t] for t in per_target},
         "params": {t: {**r["best_params"], "best_iteration": r["best_iteration"]} for t, r in per_target.items()},
-        "config": rcfg, "training_data": {"rows": {k: v[0] for k, v in stats.items()}, "order_ts_range": split_range},
+        "config": recorded, "training_data": {"rows": {k: v[0] for k, v in stats.items()}, "order_ts_range": split_range},
         "metrics": {t: [{k: v for k, v in m.items() if k not in ("confusion",)} for m in r["results"]]
                     for t, r in per_target.items()},
         "importance_gain": {t: r["importance"] for t, r in per_target.items()},
@@ -456,7 +457,7 @@ def train_review(spark: SparkSession, cfg: Mapping[str, Any]) -> dict[str, Any]:
     summary = {"version": version, "model_path": folder, "metrics_table": path,
                "rows": {k: v[0] for k, v in stats.items()}, "split_range": split_range}
     report = markdown_report(version, summary, per_target)
-    reports = cfg["paths"].get("reports") or f"{root}/reports"
+    reports = settings.paths.reports or f"{root}/reports"
     storage.write_text(spark, f"{reports}/review_model.md", report + "\n")
     storage.write_text(spark, f"{reports}/review_model.json",
                        json.dumps({**summary, **{k: v for k, v in metadata.items() if k != "config"}}, indent=2,

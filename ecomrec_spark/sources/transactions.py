@@ -6,10 +6,12 @@ canonical names so downstream code never sees the shop's own.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING
 
 from ecomrec_spark.sources.spec import Col, TableSpec
+
+if TYPE_CHECKING:
+    from ecomrec_spark.settings import TransactionsSource
 
 # canonical name -> (kind, required)
 CANONICAL = {
@@ -25,15 +27,14 @@ CANONICAL = {
 }
 
 
-def table_spec(conf: Mapping[str, Any]) -> TableSpec:
-    """Build the spec from ``sources.transactions`` of the config."""
-    mapping = conf.get("columns", {})
+def table_spec(conf: TransactionsSource) -> TableSpec:
+    """Build the spec from ``sources.transactions`` of the settings."""
     cols = []
     for name, (kind, required) in CANONICAL.items():
-        header = mapping.get(name)
+        header = getattr(conf.columns, name)
         if header is None:
             if required:
                 raise ValueError(f"sources.transactions.columns.{name} must name the file's column for {name}")
             continue
-        cols.append(Col(header, kind, required=required, fmt=conf.get("timestamp_format", "yyyy-MM-dd HH:mm:ss"), rename=name))
-    return TableSpec("transactions", "transactions", conf.get("files", "*.csv*"), tuple(cols))
+        cols.append(Col(header, kind, required=required, fmt=conf.timestamp_format, rename=name))
+    return TableSpec("transactions", "transactions", conf.files, tuple(cols))

@@ -11,9 +11,7 @@ lines, outliers) are written to quarantine or to ``silver/order_line_outliers``.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
 from functools import reduce
-from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -22,6 +20,8 @@ from ecomrec_spark import columns as C
 from ecomrec_spark import lake
 from ecomrec_spark.columns import INGEST_RUN, SOURCE_FILE
 from ecomrec_spark.ingest.run import finished_slices
+from ecomrec_spark.settings import Settings
+from ecomrec_spark.settings import Transform as TransformSettings
 from ecomrec_spark.transform import aggregates, canonical, events, features, quality
 from ecomrec_spark.transform.clean import dedupe
 
@@ -33,10 +33,9 @@ def _union(frames: list[DataFrame]) -> DataFrame | None:
     return reduce(lambda a, b: a.unionByName(b, allowMissingColumns=True), frames) if frames else None
 
 
-def build_silver(spark: SparkSession, cfg: Mapping[str, Any]) -> dict[str, DataFrame]:
+def build_silver(spark: SparkSession, settings: Settings) -> dict[str, DataFrame]:
     """Canonical silver frames (not yet written) from the bronze tables of every source."""
-    root = cfg["paths"]["lake"]
-    sources = cfg.get("ingest", {}).get("sources", ["olist"])
+    root, sources, gap = settings.paths.lake, settings.ingest.sources, settings.transform.session_gap_minutes
 
     def bronze(t: str) -> DataFrame:  # only files whose ingest finished, balanced
         rows = finished_slices(spark, root, t)
@@ -63,9 +62,10 @@ def build_silver(spark: SparkSession, cfg: Mapping[str, Any]) -> dict[str, DataF
         payments.append(pay.drop(SOURCE_FILE, INGEST_RUN))
         rejects += [dup_s, dup_pay]
     if "transactions" in sources:
-        tx_conf = cfg.get("sources", {}).get("transactions", {})
+        tx_conf = settings.sources.transactions
         tx = bronze("transactions")
-        ln, ret, rj = canonical.transaction_lines(tx, tx_conf.get("cancel_prefix", ""), tx_conf.get("non_product_codes", []))
+        ln, ret, rj = canonical.transaction_lines(tx, tx_conf.cancel_prefix,
+                                                    [str(c) for c in tx_conf.non_product_codes])  # YAML reads 23 as int
         lines.append(ln)
         returns.append(ret)
         rejects.append(rj)
@@ -82,14 +82,14 @@ def build_silver(spark: SparkSession, cfg: Mapping[str, Any]) -> dict[str, DataF
     if "events" in sources:
         keys = ["event_time", "event_type", "product_id", "user_id", "user_session"]
         rees46, dup_e = dedupe(bronze("events"), keys, "events")
-        evts.append(events.event_features(rees46, cfg["transform"]["session_gap_minutes"])
+        evts.append(events.event_features(rees46, gap)
                     .withColumn(C.SOURCE, F.lit("events")))
         rejects.append(dup_e)
     api = finished_slices(spark, root, "events_api", required=False) if "events_api" in sources else None
     if api is not None:  # no table until the API has taken a batch and ingest has run
         api, dup_api = dedupe(api, events.API_DEDUPE_KEYS, "events_api")  # a client's retried POST repeats its events
         cats = _union(products)
-        evts.append(events.api_events(api, cfg["transform"]["session_gap_minutes"], rees46,
+        evts.append(events.api_events(api, gap, rees46,
                                       None if cats is None else cats.select(C.PRODUCT_ID, C.CATEGORY)))
         rejects.append(dup_api)
 
@@ -99,17 +99,17 @@ def build_silver(spark: SparkSession, cfg: Mapping[str, Any]) -> dict[str, DataF
     return {k: v for k, v in out.items() if v is not None}
 
 
-def clean_order_lines(lines: DataFrame, tcfg: Mapping[str, Any]) -> tuple[DataFrame, DataFrame]:
+def clean_order_lines(lines: DataFrame, tcfg: TransformSettings) -> tuple[DataFrame, DataFrame]:
     """IQR outlier split per category, then mean imputation: ``(clean, outliers)``."""
-    kept, outliers = quality.split_outliers(lines, tcfg["outlier_columns"], C.CATEGORY, tcfg["iqr_k"], tcfg["iqr_accuracy"],
-                                            tcfg.get("iqr_method", "window"))
+    kept, outliers = quality.split_outliers(lines, tcfg.outlier_columns, C.CATEGORY, tcfg.iqr_k, tcfg.iqr_accuracy,
+                                            tcfg.iqr_method)
     return quality.impute_mean(kept, [C.PRICE, C.FREIGHT], C.CATEGORY), outliers
 
 
-def transform(spark: SparkSession, cfg: Mapping[str, Any]) -> dict[str, int]:
+def transform(spark: SparkSession, settings: Settings) -> dict[str, int]:
     """Write silver and gold; returns row counts per written table."""
-    root, tcfg = cfg["paths"]["lake"], cfg["transform"]
-    silver = build_silver(spark, cfg)
+    root, tcfg = settings.paths.lake, settings.transform
+    silver = build_silver(spark, settings)
     counts: dict[str, int] = {}
 
     def write(df: DataFrame, layer: str, table: str, partition_by: tuple[str, ...] = ()) -> DataFrame:
@@ -132,11 +132,11 @@ def transform(spark: SparkSession, cfg: Mapping[str, Any]) -> dict[str, int]:
             reviews = spark.createDataFrame([], "source string, review_id string, order_id string, customer_id string, "
                                                 "product_id string, review_score int, title string, text string, "
                                                 "review_ts timestamp, answer_ts timestamp")
-        of = features.order_features(lines, reviews, tcfg["min_freight"], tcfg["holiday_season"], tcfg["popularity_window_days"])
+        of = features.order_features(lines, reviews, tcfg.min_freight, tcfg.holiday_season, tcfg.popularity_window_days)
         write(of.drop(SOURCE_FILE, INGEST_RUN), "gold", "order_features")
-        write(aggregates.customer_features(lines, tcfg["price_levels"]), "gold", "customer_features")
+        write(aggregates.customer_features(lines, tcfg.price_levels), "gold", "customer_features")
         write(aggregates.product_features(lines, reviews, lake.read(spark, root, "silver", "products"),
-                                          tcfg["popularity_window_days"]), "gold", "product_features")
+                                          tcfg.popularity_window_days), "gold", "product_features")
     if "events" in silver:
         ev = write(silver["events"], "silver", "events", ("event_date",))
         write(events.sessions(ev), "gold", "sessions")
