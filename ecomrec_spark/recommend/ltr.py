@@ -241,18 +241,11 @@ def train(spark: SparkSession, train_cut: Cut, val_cut: Cut, rc: Mapping[str, An
 def serve_lists(cut: Cut, trained: Trained, rc: Mapping[str, Any]) -> dict[str, DataFrame]:
     """The fitted rankers' raw lists on the serving cut, under the model names ``ltr`` / ``ltr_new``."""
     gens, n = generators(rc), rc["k"] + rc["candidates"]
-    # `ltr` follows the shop's re-buy setting: a shop that excludes purchases serves the `new` ranker there too
-    shared = bool(rc["filters"]["exclude_purchased"]) and "new" in trained.models
     lists = {}
     for setting, model in trained.models.items():
-        if shared and setting == "all":
-            continue  # not served: `ltr` is the `new` ranker's list
-        # persisted (released with the cut's fitted models): the build's write reads each served list once per
-        # model name, `ltr` and `ltr_new` can be this one list, and each read would rank every candidate of every
-        # warm customer again
-        lists[LTR_MODELS[setting]] = as_recs(R.rank_candidates(model, cut.frame(setting), n), gens).persist(
-            StorageLevel.MEMORY_AND_DISK)
-    if shared:
+        lists[LTR_MODELS[setting]] = as_recs(R.rank_candidates(model, cut.frame(setting), n), gens)
+    # `ltr` follows the shop's re-buy setting: a shop that excludes purchases serves the `new` ranker there too
+    if rc["filters"]["exclude_purchased"] and "ltr_new" in lists:
         lists["ltr"] = lists["ltr_new"]
     return lists
 
