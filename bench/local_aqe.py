@@ -84,8 +84,9 @@ def main() -> int:
         from ecomrec_spark.transform.run import transform
 
         generate_dataset(spark, cfg["paths"]["raw"], cfg["generate"])
-        ingest(spark, Settings.from_config(cfg))
-        transform(spark, Settings.from_config(cfg))
+        settings = Settings.from_config(cfg)
+        ingest(spark, settings)
+        transform(spark, settings)
     lake_s = time.perf_counter() - t0
 
     rc = dict(cfg["recommend"])

@@ -138,10 +138,11 @@ def main() -> int:
     spark = build_session(cfg, "bench-ltr-online-retail")
     timings: dict[str, float] = {}
     t = time.time()
-    ingest(spark, Settings.from_config(cfg))
+    settings = Settings.from_config(cfg)
+    ingest(spark, settings)
     timings["ingest"] = time.time() - t
     t = time.time()
-    transform(spark, Settings.from_config(cfg))
+    transform(spark, settings)
     timings["transform"] = time.time() - t
     built_a = run_build(cfg, spark, timings, "build-recommendations (shop config, re-buys allowed)")
     snap_a = str(OUT / "gold_a")

@@ -118,8 +118,9 @@ def prepare(a: argparse.Namespace) -> dict:
         shutil.rmtree(OUT / "raw", ignore_errors=True)
         shutil.rmtree(OUT / "lake", ignore_errors=True)
         generate_dataset(spark, str(OUT / "raw"), dict(cfg["generate"]))
-        ingest(spark, Settings.from_config(cfg))
-        counts = transform(spark, Settings.from_config(cfg))
+        settings = Settings.from_config(cfg)
+        ingest(spark, settings)
+        counts = transform(spark, settings)
         info.update(orders=a.orders, lake_s=time.perf_counter() - t0,
                     order_lines=counts.get("silver/order_lines"))
     lake = cfg["paths"]["lake"]

@@ -126,9 +126,12 @@ class TransactionsSource(Section):
     files: str = "*.csv*"  # glob under that folder
     timestamp_format: str = "yyyy-MM-dd HH:mm:ss"
     cancel_prefix: str = "C"
-    non_product_codes: list[str | int] = ["POST", "D", "M", "C2", "DOT", "BANK CHARGES", "AMAZONFEE", "CRUK", "PADS",
-                                          "S", "B"]  # UCI Online Retail's postage, fees and adjustments
+    non_product_codes: list[str] = ["POST", "D", "M", "C2", "DOT", "BANK CHARGES", "AMAZONFEE", "CRUK", "PADS",
+                                    "S", "B"]  # UCI Online Retail's postage, fees and adjustments
     columns: TransactionColumns = TransactionColumns()
+
+    # stock codes are text: a code YAML reads as a number (23) is the code "23"
+    _codes = rule(lambda v: [str(c) for c in v] if isinstance(v, list) else v, "non_product_codes", before=True)
 
     @field_validator("folder", "files")
     @classmethod

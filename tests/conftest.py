@@ -106,10 +106,11 @@ def planted_lake(spark, tmp_path_factory):
     cfg = load_config(None, [f"paths.raw={root / 'raw'}", f"paths.lake={root / 'lake'}",
                              f"generate.orders={PLANTED_ORDERS}", "generate.seed=5"])
     truth = generate_dataset(spark, cfg["paths"]["raw"], cfg["generate"])
+    settings = Settings.from_config(cfg)
     with runs.stage(spark, cfg["paths"]["lake"], "ingest", "planted-base"):
-        recon = ingest(spark, Settings.from_config(cfg))
+        recon = ingest(spark, settings)
     with runs.stage(spark, cfg["paths"]["lake"], "transform", "planted-base") as done:
-        counts = transform(spark, Settings.from_config(cfg))
+        counts = transform(spark, settings)
     return {"cfg": cfg, "truth": truth, "recon": recon, "counts": counts, "root": root, "transform": done}
 
 

@@ -257,3 +257,10 @@ def test_the_model_defaults_are_what_local_yaml_sets_for_every_inherited_section
     found = [d for section in config._INHERITED for d in _differences(local.get(section, {}), model[section], section)
              if d.split(":")[0] not in DELIBERATE_DIFFERENCES]
     assert found == []
+
+
+def test_a_numeric_stock_code_is_read_as_text():
+    from ecomrec_spark.config import load_settings
+
+    codes = load_settings(None, ["sources.transactions.non_product_codes=[POST,23]"]).sources.transactions
+    assert codes.non_product_codes == ["POST", "23"]  # YAML reads 23 as an int; transform upper-cases each code

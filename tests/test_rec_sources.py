@@ -183,8 +183,9 @@ def amazon_run(spark, tmp_path_factory):
     n = write_amazon_csv(root / "raw" / "amazon" / "Reviews.csv")
     cfg = _cfg(root, "amazon", "recommend.evaluate.test_days=20",
                "recommend.evaluate.models=[item_knn,popular]")
-    ingest(spark, Settings.from_config(cfg))
-    transform(spark, Settings.from_config(cfg))
+    settings = Settings.from_config(cfg)
+    ingest(spark, settings)
+    transform(spark, settings)
     built = recommend(spark, cfg)
     recs = lk.read(spark, cfg["paths"]["lake"], "gold", "recommendations").cache()
     return {"cfg": cfg, "n": n, "built": built, "recs": recs}
@@ -246,8 +247,9 @@ def events_run(spark, tmp_path_factory, shared_data):
     shutil.copy(shared_data / "rees46-sample" / "2019-Oct-sample.csv", root / "raw" / "events")
     # the sample covers 17 minutes: no validation window fits, so the build skips validation (logged) and still serves
     cfg = _cfg(root, "events")
-    ingest(spark, Settings.from_config(cfg))
-    transform(spark, Settings.from_config(cfg))
+    settings = Settings.from_config(cfg)
+    ingest(spark, settings)
+    transform(spark, settings)
     built = recommend(spark, cfg)
     return {"cfg": cfg, "built": built, "recs": lk.read(spark, cfg["paths"]["lake"], "gold", "recommendations").cache()}
 

@@ -64,8 +64,7 @@ def build_silver(spark: SparkSession, settings: Settings) -> dict[str, DataFrame
     if "transactions" in sources:
         tx_conf = settings.sources.transactions
         tx = bronze("transactions")
-        ln, ret, rj = canonical.transaction_lines(tx, tx_conf.cancel_prefix,
-                                                    [str(c) for c in tx_conf.non_product_codes])  # YAML reads 23 as int
+        ln, ret, rj = canonical.transaction_lines(tx, tx_conf.cancel_prefix, tx_conf.non_product_codes)
         lines.append(ln)
         returns.append(ret)
         rejects.append(rj)
