@@ -16,6 +16,7 @@ import pytest
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from ecomrec_spark.config import ConfigError
 from ecomrec_spark.generate import generate_dataset
 from ecomrec_spark.generate.dataset import HEADERS
 from ecomrec_spark.generate.plan import build_plan, resolve_settings
@@ -81,9 +82,14 @@ def test_settings_defaults_and_validation():
     assert s["messy"]["missing_price"] == 0.01
     layout = build_plan({"orders": 1000}).layout
     assert sum(layout.day_count) == sum(layout.chunk_count) == 1000
-    for bad in ({"orders": 0}, {"messy": {"outliers": 0.5}}, {"start_date": "2018-13-01"}, {"bogus": 1},
-                {"start_date": "2018-02-01", "end_date": "2018-01-01"}):
-        with pytest.raises(ValueError):
+    # the one validator (settings.Generate) names the key, as load_config does for the YAML
+    for bad, key in (({"orders": 0}, "generate.orders"), ({"messy": {"outliers": 0.5}}, "generate.messy.outliers"),
+                     ({"start_date": "2018-13-01"}, "generate.start_date"), ({"bogus": 1}, "generate.bogus"),
+                     ({"start_date": "2018-02-01", "end_date": "2018-01-01"}, "generate.end_date"),
+                     ({"messy": dict.fromkeys(("missing_price", "outliers", "duplicates", "malformed", "bad_number",
+                                               "negative_price"), 0.19)}, "generate.messy"),
+                     ({"partitions": 0}, "generate.partitions")):
+        with pytest.raises(ConfigError, match=f"config key '{key}'"):
             resolve_settings(bad)
 
 

@@ -123,6 +123,7 @@ from ecomrec_spark.generate.plan import Plan, build_plan
 from ecomrec_spark.generate.reviews import review_truth, reviews_lines
 from ecomrec_spark.generate.tables import N_CATEGORIES
 from ecomrec_spark.generate.writer import write_lines, write_parquet_dir, write_small_text
+from ecomrec_spark.settings import Generate
 
 log = logging.getLogger(__name__)
 
@@ -241,15 +242,16 @@ def _planted(**counts: int) -> dict[str, int]:
     return out
 
 
-def generate_dataset(spark: SparkSession, out_dir: str, settings: Mapping[str, Any] | None) -> dict[str, Any]:
+def generate_dataset(spark: SparkSession, out_dir: str, settings: Generate | Mapping[str, Any] | None
+                     ) -> dict[str, Any]:
     """Generate the synthetic dataset under ``out_dir`` and return its summary.
 
     Parameters
     ----------
     spark : an active SparkSession with a local master (ANSI mode is fine).
     out_dir : a local folder (``file://`` allowed); existing generated files are replaced.
-    settings : the config's ``generate`` section; missing keys take the defaults of
-        :data:`ecomrec_spark.generate.plan.DEFAULTS`, ``None`` counts are derived from ``orders``.
+    settings : the config's ``generate`` section (:class:`ecomrec_spark.settings.Generate`, or a mapping it
+        validates: missing keys take its defaults), ``None`` counts are derived from ``orders``.
 
     Returns
     -------

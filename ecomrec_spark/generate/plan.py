@@ -8,7 +8,6 @@ returning customers' orders over time.
 
 from __future__ import annotations
 
-import copy
 import datetime as dt
 import hashlib
 import logging
@@ -19,27 +18,10 @@ from typing import Any
 
 from ecomrec_spark.generate.calendar import Layout, order_layout
 from ecomrec_spark.generate.tables import CATEGORIES, CITIES, N_CATEGORIES
+from ecomrec_spark.settings import Generate
 
 log = logging.getLogger(__name__)
 
-MESSY_KEYS = ("missing_price", "missing_freight", "outliers", "duplicates", "malformed", "bad_timestamp", "bad_number",
-              "negative_price", "orphan_fk")
-DEFAULTS: dict[str, Any] = {
-    "orders": 20000,
-    "seed": 42,
-    "n_customers": None,
-    "n_products": None,
-    "n_sellers": None,
-    "start_date": "2017-01-01",
-    "end_date": "2018-08-31",
-    "repeat_rate": 0.3,
-    "complement_rate": 0.15,
-    "events_per_order": 6,
-    "partitions": None,
-    "messy": {"missing_price": 0.01, "missing_freight": 0.01, "outliers": 0.003, "duplicates": 0.005,
-              "malformed": 0.002, "bad_timestamp": 0.002, "bad_number": 0.002, "negative_price": 0.001,
-              "orphan_fk": 0.002},
-}
 MIN_PRODUCTS_PER_CATEGORY = 3  # one per price tier
 ORDERS_PER_PARTITION = 200_000
 MAX_CHUNK = 100_000
@@ -86,15 +68,6 @@ class Plan:
     partitions: int
 
 
-def _date(name: str, value: Any) -> dt.date:
-    if isinstance(value, dt.date):
-        return value
-    try:
-        return dt.date.fromisoformat(str(value))
-    except ValueError:
-        raise ValueError(f"generate.{name} = {value!r} is not a date; use YYYY-MM-DD, e.g. 2017-01-01") from None
-
-
 def _allocate(total: int, weights: list[float], minimum: int) -> list[int]:
     """Largest-remainder split of ``total`` by ``weights`` with a floor per item."""
     n = len(weights)
@@ -119,49 +92,19 @@ def _coprime_near(n: int, target: int) -> int:
     return a
 
 
-def resolve_settings(settings: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Fill defaults and derive ``n_customers``/``n_products``/``n_sellers``; validate.
+def resolve_settings(settings: Generate | Mapping[str, Any] | None) -> dict[str, Any]:
+    """The ``generate`` section with every default filled in and ``n_customers``/``n_products``/``n_sellers`` derived.
+
+    A mapping is validated by :class:`~ecomrec_spark.settings.Generate` (the one set of rules ``load_config``
+    applies too); the result is plain JSON values, as ``_truth/summary.json`` records them.
 
     Raises
     ------
-    ValueError
-        On a bad count, rate or date, naming the key and the fix.
+    ConfigError
+        On a bad count, rate or date, naming the ``generate.*`` key and the fix.
     """
-    s = copy.deepcopy(DEFAULTS)
-    for key, value in (settings or {}).items():
-        if key == "messy":
-            s["messy"].update(value or {})
-        elif key in s:
-            s[key] = value
-        else:
-            raise ValueError(f"unknown generate setting '{key}'; allowed: {', '.join(sorted(DEFAULTS))}")
-    unknown = set(s["messy"]) - set(MESSY_KEYS)
-    if unknown:
-        raise ValueError(f"unknown generate.messy keys {sorted(unknown)}; allowed: {', '.join(MESSY_KEYS)}")
-    n = s["orders"]
-    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-        raise ValueError(f"generate.orders must be a positive integer, got {n!r}")
-    if n > 2_000_000_000:
-        raise ValueError("generate.orders must stay below 2e9 (order numbers are squared in a long)")
-    rr = float(s["repeat_rate"])
-    if not 0 <= rr < 1:
-        raise ValueError(f"generate.repeat_rate must be in [0, 1), got {rr}")
-    if not 0 <= float(s["complement_rate"]) <= 1:
-        raise ValueError(f"generate.complement_rate must be in [0, 1], got {s['complement_rate']}")
-    if float(s["events_per_order"]) < 0:
-        raise ValueError("generate.events_per_order must be >= 0")
-    for k in MESSY_KEYS:
-        r = float(s["messy"][k])
-        if not 0 <= r < 0.2:
-            raise ValueError(f"generate.messy.{k} must be a rate in [0, 0.2), got {r}")
-        s["messy"][k] = r
-    item_rates = sum(s["messy"][k] for k in MESSY_KEYS if k != "bad_timestamp")
-    if item_rates >= 1:
-        raise ValueError("generate.messy: the order-line defect rates must sum to < 1")
-    start, end = _date("start_date", s["start_date"]), _date("end_date", s["end_date"])
-    if end < start:
-        raise ValueError(f"generate.end_date {end} is before start_date {start}; swap them")
-    s["start_date"], s["end_date"] = start.isoformat(), end.isoformat()
+    s = Generate.resolve(settings).model_dump(mode="json")
+    n, rr = s["orders"], float(s["repeat_rate"])
     if s["n_customers"] is None:
         s["n_customers"] = int(round(n * (1.0 - rr)))
     if s["n_products"] is None:
@@ -171,12 +114,10 @@ def resolve_settings(settings: Mapping[str, Any] | None) -> dict[str, Any]:
     s["n_customers"] = max(1, min(int(s["n_customers"]), n))
     s["n_products"] = max(int(s["n_products"]), MIN_PRODUCTS_PER_CATEGORY * N_CATEGORIES)
     s["n_sellers"] = max(1, int(s["n_sellers"]))
-    if s["partitions"] is not None and (not isinstance(s["partitions"], int) or s["partitions"] < 1):
-        raise ValueError(f"generate.partitions must be a positive integer or null, got {s['partitions']!r}")
     return s
 
 
-def build_plan(settings: Mapping[str, Any] | None) -> Plan:
+def build_plan(settings: Generate | Mapping[str, Any] | None) -> Plan:
     """Resolve ``settings`` and compute every driver-side table of the run."""
     s = resolve_settings(settings)
     n, seed = s["orders"], int(s["seed"])
@@ -208,7 +149,7 @@ def build_plan(settings: Mapping[str, Any] | None) -> Plan:
         settings=s, seed=seed, n_orders=n, n_customers=s["n_customers"], n_products=s["n_products"],
         n_sellers=s["n_sellers"], start=start, end=end, repeat_rate=float(s["repeat_rate"]),
         complement_rate=float(s["complement_rate"]), events_per_order=float(s["events_per_order"]),
-        messy=dict(s["messy"]), cat_count=tuple(cat_count), cat_start=tuple(cat_start),
+        messy={k: float(v) for k, v in s["messy"].items()}, cat_count=tuple(cat_count), cat_start=tuple(cat_start),
         zip_count=tuple(zip_count), zip_stride=tuple(zip_stride), perm_a=a, perm_b=b, perm_a_inv=a_inv,
         layout=layout, partitions=int(parts),
     )
