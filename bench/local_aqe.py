@@ -89,10 +89,12 @@ def main() -> int:
         transform(spark, settings)
     lake_s = time.perf_counter() - t0
 
-    rc = dict(cfg["recommend"])
+    from ecomrec_spark.settings import Settings
+
+    rc = Settings.from_config(cfg).recommend
     inputs = R.load_inputs(spark, cfg["paths"]["lake"])
     end = R.data_end(inputs)
-    t2 = end - dt.timedelta(days=rc["hybrid"]["validation_days"])
+    t2 = end - dt.timedelta(days=rc.hybrid.validation_days)
     truths = ltr.validation_truths(purchases(inputs.lines).cache(), t2)
     models = tuple(m for m in R.served_models(rc) if m not in ltr.LTR_MODELS.values())
     fitted = M.fit_models(spark, R.before(inputs, t2), rc, models, as_of=t2)

@@ -107,11 +107,11 @@ def baselines(train, k: int) -> dict:
     return out
 
 
-def run_build(cfg, spark, timings: dict, label: str) -> dict:
+def run_build(settings, spark, timings: dict, label: str) -> dict:
     from ecomrec_spark.recommend.run import recommend
 
     t = time.time()
-    out = recommend(spark, cfg)
+    out = recommend(spark, settings)
     timings[label] = time.time() - t
     return out
 
@@ -144,11 +144,11 @@ def main() -> int:
     t = time.time()
     transform(spark, settings)
     timings["transform"] = time.time() - t
-    built_a = run_build(cfg, spark, timings, "build-recommendations (shop config, re-buys allowed)")
+    built_a = run_build(settings, spark, timings, "build-recommendations (shop config, re-buys allowed)")
     snap_a = str(OUT / "gold_a")
     lk.read(spark, str(lake), "gold", "recommendations").write.mode("overwrite").parquet(snap_a)
     cfg_b = load_config(REPO / "conf" / "online_retail.yaml", sets + ["recommend.filters.exclude_purchased=true"])
-    built_b = run_build(cfg_b, spark, timings, "build-recommendations (exclude_purchased: true)")
+    built_b = run_build(Settings.from_config(cfg_b), spark, timings, "build-recommendations (exclude_purchased: true)")
     gold_a = spark.read.parquet(snap_a)
     gold_b = lk.read(spark, str(lake), "gold", "recommendations")
 

@@ -285,12 +285,13 @@ def build_ease_full(train, p: dict[str, Any]):
 
 def tune_ease_full(fit_train, val, lambdas: list[float] | None) -> list[dict[str, Any]]:
     """Unpruned EASE's lambda through ``recommend.tuning.tune_models`` (the pipeline's tuner), as trial rows."""
-    from ecomrec_spark.config import load_config
+    from ecomrec_spark.config import load_settings
     from ecomrec_spark.recommend.tuning import tune_models
 
-    rc = load_config(None)["recommend"]
-    rc = {**rc, "k": K, "item_item": {**rc["item_item"], "ease_neighbors": None, "tune": True,
-                                      **({"ease_lambdas": lambdas} if lambdas else {})}}
+    rc = load_settings(None).recommend
+    ii = rc.item_item.model_copy(update={"ease_neighbors": None, "tune": True,
+                                         **({"ease_lambdas": lambdas} if lambdas else {})})
+    rc = rc.model_copy(update={"k": K, "item_item": ii})
     t0 = time.perf_counter()
     tuned = tune_models(fit_train, val, rc, ("ease",), exclude_seen=True)["ease"]
     seconds = (time.perf_counter() - t0) / len(tuned["trials"])

@@ -49,7 +49,7 @@ def main() -> int:
     recon = ingest(spark, settings)
     counts = transform(spark, settings)
     t1 = time.time()
-    result = evaluate(spark, cfg)
+    result = evaluate(spark, settings)
     t2 = time.time()
     info = result["info"]
     lines = [

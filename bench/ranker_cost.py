@@ -54,6 +54,10 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ecomrec_spark.settings import Recommend
 
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # `python bench/ranker_cost.py` from anywhere
@@ -78,17 +82,18 @@ def _session(cfg: dict, extra: dict | None = None):
     return build_session(cfg, "bench-ranker-cost", extra_conf={"spark.ui.showConsoleProgress": "false", **(extra or {})})
 
 
-def _rc(cfg: dict) -> dict:
-    """``cfg["recommend"]`` with the fitted lists as deep as the ranker needs (as ``recommend()`` does)."""
-    rc = dict(cfg["recommend"])
-    rc["candidates"] = max(rc["candidates"], rc["rank"]["candidates"] - rc["k"])
-    return rc
+def _rc(cfg: dict) -> Recommend:
+    """The ``recommend`` settings with the fitted lists as deep as the ranker needs (as ``recommend()`` does)."""
+    from ecomrec_spark.recommend.run import for_ranker
+    from ecomrec_spark.settings import Settings
+
+    return for_ranker(Settings.from_config(cfg).recommend)
 
 
-def _params(cfg: dict) -> dict:
+def _params(rc: Recommend) -> dict:
     from ecomrec_spark.recommend.ranker import param_points
 
-    return param_points(cfg["recommend"]["rank"]["grid"])[0]
+    return param_points(rc.rank.grid.model_dump())[0]
 
 
 # --------------------------------------------------------------------------------------------- prepare
@@ -126,7 +131,7 @@ def prepare(a: argparse.Namespace) -> dict:
     lake = cfg["paths"]["lake"]
     t0 = time.perf_counter()
     rc = _rc(cfg)
-    rk, seed, days = rc["rank"], rc["seed"], rc["hybrid"]["validation_days"]
+    rk, seed, days = rc.rank, rc.seed, rc.hybrid.validation_days
     inputs = load_inputs(spark, lake)
     end = data_end(inputs)
     t2 = end - dt.timedelta(days=days)
@@ -140,7 +145,7 @@ def prepare(a: argparse.Namespace) -> dict:
         cuts[name] = ltr.build_cut(spark, inp, M.fit_models(spark, inp, rc, gen_models, as_of=t), rc, t,
                                    bought_all, extra)
     names = RF.feature_names(ltr.generators(rc))
-    rows = RF.training_rows(RF.with_labels(cuts["t1"].frame("all"), bought_all, t1, t2), rk["max_negatives"], seed)
+    rows = RF.training_rows(RF.with_labels(cuts["t1"].frame("all"), bought_all, t1, t2), rk.max_negatives, seed)
     shutil.rmtree(ROWS, ignore_errors=True)
     rows.select(C.CUSTOMER_ID, C.PRODUCT_ID, *names, RF.LABEL, RF.QID).write.parquet(str(ROWS / "train.parquet"))
     cuts["t2"].frame("all").select(C.CUSTOMER_ID, C.PRODUCT_ID, *names).write.parquet(
@@ -159,8 +164,8 @@ def prepare(a: argparse.Namespace) -> dict:
                 train_rows=int(tstats["n"]), train_groups=int(tstats["g"]), train_positives=int(tstats["pos"]),
                 validation_rows=int(vstats["n"]), validation_customers=int(vstats["c"]),
                 truth_customers=int(tru.select(C.CUSTOMER_ID).distinct().count()), truth_pairs=int(tru.count()),
-                max_negatives=rk["max_negatives"], rank_candidates=rk["candidates"], params=_params(cfg),
-                objective=rk["objective"], seed=seed,
+                max_negatives=rk.max_negatives, rank_candidates=rk.candidates, params=_params(rc),
+                objective=rk.objective, seed=seed,
                 review_predictions=extra.predictions is not None)
     spark.stop()
     (ROWS / "meta.json").write_text(json.dumps(info, indent=2, default=str) + "\n")

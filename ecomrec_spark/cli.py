@@ -200,8 +200,8 @@ def _run_spark(args: argparse.Namespace, cfg: Mapping[str, Any], settings: Setti
     if args.command == "recommend":
         from ecomrec_spark.recommend.serve import default_model, recommend_for
 
-        return {"recommend": recommend_for(spark, cfg, args.customer_id, args.k,
-                                                args.model or default_model(spark, cfg["paths"]["lake"]))}
+        return {"recommend": recommend_for(spark, settings, args.customer_id, args.k,
+                                           args.model or default_model(spark, settings.paths.lake))}
     if args.command == "predict-review":
         from ecomrec_spark.review.score import predict_review
 

@@ -336,7 +336,7 @@ def load_config(path: str | os.PathLike[str] | None = None, overrides: Iterable[
 
 def load_settings(path: str | os.PathLike[str] | None = None, overrides: Iterable[str] = ()) -> Settings:
     """:func:`load_config` as the typed, frozen :class:`~ecomrec_spark.settings.Settings`: each section's keys are
-    attributes (``settings.serving.k``); ``settings.as_config()`` gives the plain mapping back.
+    attributes (``settings.serving.k``).
 
     >>> load_settings(None, ["serving.k=7"]).serving.k
     7

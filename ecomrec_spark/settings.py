@@ -17,7 +17,6 @@ pydantic_core._pydantic_core.ValidationError: 1 validation error for Settings
 
 from __future__ import annotations
 
-import copy
 import datetime as _dt
 import re
 from collections.abc import Mapping
@@ -630,7 +629,7 @@ class Settings(Section):
     serving: Serving = Serving()
     emr: dict[str, Any] = {}  # launcher settings (conf/emr.yaml, emr/README.md)
     generate: Generate = Generate()
-    _config: dict[str, Any] = PrivateAttr(default_factory=dict)
+    _source: str | None = PrivateAttr(default=None)
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any]) -> Settings:
@@ -640,18 +639,13 @@ class Settings(Section):
             settings = cls.model_validate({k: v for k, v in cfg.items() if k != "_source"}, context={"loaded": True})
         except ValidationError as exc:
             raise config_error(exc, cls) from None
-        settings._config = copy.deepcopy(dict(cfg))
+        settings._source = cfg.get("_source")
         return settings
 
     @property
     def source(self) -> str | None:
         """The config file these settings were read from (``None`` when not loaded from one)."""
-        return self._config.get("_source")
-
-    def as_config(self) -> dict[str, Any]:
-        """The plain nested mapping :func:`~ecomrec_spark.config.load_config` returned (for the stages that
-        still read ``cfg["section"]["key"]``)."""
-        return copy.deepcopy(self._config)
+        return self._source
 
 
 def validate_settings(cfg: dict[str, Any]) -> Settings:

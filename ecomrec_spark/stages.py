@@ -1,7 +1,6 @@
 """The code of each pipeline stage: ``function(spark, settings) -> dict`` (a small summary of what it wrote).
 
-``settings`` is the typed :class:`~ecomrec_spark.settings.Settings`; the recommendation stages hand their
-package the plain mapping (``settings.as_config()``), which it still reads by key.
+``settings`` is the typed :class:`~ecomrec_spark.settings.Settings`; every stage reads it as attributes.
 
 :mod:`ecomrec_spark.registry` declares the stages, in order, and names these
 functions; the CLI, ``run-all``, the EMR steps and ``jobs/*.py`` all reach them
@@ -80,16 +79,15 @@ def score_reviews_stage(spark: SparkSession, settings: Settings) -> dict[str, An
 def build_recommendations_stage(spark: SparkSession, settings: Settings) -> dict[str, Any]:
     from ecomrec_spark.recommend.run import recommend, sample_lists
 
-    cfg = settings.as_config()  # the recommendation package still reads the plain mapping
-    out = recommend(spark, cfg)
-    out["samples"] = sample_lists(spark, cfg)
+    out = recommend(spark, settings)
+    out["samples"] = sample_lists(spark, settings)
     return out
 
 
 def evaluate_recommendations_stage(spark: SparkSession, settings: Settings) -> dict[str, Any]:
     from ecomrec_spark.recommend.evaluate import evaluate
 
-    return evaluate(spark, settings.as_config())  # the recommendation package still reads the plain mapping
+    return evaluate(spark, settings)
 
 
 def insights_stage(spark: SparkSession, settings: Settings) -> dict[str, Any]:

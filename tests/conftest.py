@@ -129,6 +129,7 @@ def recommend_run(spark, planted_lake, tmp_path_factory):
     from ecomrec_spark import runs
     from ecomrec_spark.recommend.evaluate import evaluate
     from ecomrec_spark.recommend.run import recommend
+    from ecomrec_spark.settings import Settings
 
     root = tmp_path_factory.mktemp("rec_e2e")
     shutil.copytree(planted_lake["cfg"]["paths"]["lake"], root / "lake")
@@ -153,8 +154,9 @@ def recommend_run(spark, planted_lake, tmp_path_factory):
         ghost = cust.limit(1).select(F.lit("ghost-customer-1").alias("customer_id"),
                                      *[c for c in cust.columns if c != "customer_id"])
         lk.overwrite(cust.unionByName(ghost), lake, "silver", "customers")
-    built = recommend(spark, cfg)
+    settings = Settings.from_config(cfg)
+    built = recommend(spark, settings)
     recs_v1 = lk.read(spark, lake, "gold", "recommendations").drop("generated_at", "model_version").cache()
     recs_v1.count()
-    evaluated = evaluate(spark, cfg)
-    return {"cfg": cfg, "sets": sets, "built": built, "evaluated": evaluated, "root": root, "recs_v1": recs_v1}
+    evaluated = evaluate(spark, settings)
+    return {"cfg": cfg, "settings": settings, "sets": sets, "built": built, "evaluated": evaluated, "root": root, "recs_v1": recs_v1}

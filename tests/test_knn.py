@@ -201,6 +201,7 @@ def test_auto_past_the_exact_limit_uses_lsh_on_250k_products(spark):
     low so that auto picks LSH for these small vectors as it does for ~50-dim ones past ~200,000 products.
     """
     from ecomrec_spark.recommend.models import nearest
+    from ecomrec_spark.settings import Knn
 
     def unit_vectors(n: int, prefix: str, id_col: str, seed: int):
         x = [F.randn(seed + d) for d in range(4)]
@@ -215,7 +216,7 @@ def test_auto_past_the_exact_limit_uses_lsh_on_250k_products(spark):
     queries = unit_vectors(40, "c", "customer_id", 200).cache()
     assert items.count() == 250_000 and queries.count() == 40
     start = time.perf_counter()
-    recs, info = nearest(queries, items, 5, {"method": "auto", "exact_max_products": 10_000, "target_recall": 0.9},
+    recs, info = nearest(queries, items, 5, Knn(method="auto", exact_max_products=10_000, target_recall=0.9),
                          seed=7)
     recs = recs.cache()
     per_customer = recs.groupBy("customer_id").agg(F.count(F.lit(1)).alias("n"), F.max("rank").alias("hi"))

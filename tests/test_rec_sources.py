@@ -186,9 +186,9 @@ def amazon_run(spark, tmp_path_factory):
     settings = Settings.from_config(cfg)
     ingest(spark, settings)
     transform(spark, settings)
-    built = recommend(spark, cfg)
+    built = recommend(spark, settings)
     recs = lk.read(spark, cfg["paths"]["lake"], "gold", "recommendations").cache()
-    return {"cfg": cfg, "n": n, "built": built, "recs": recs}
+    return {"cfg": cfg, "settings": settings, "n": n, "built": built, "recs": recs}
 
 
 def test_amazon_reviews_reach_every_model(spark, amazon_run):
@@ -217,15 +217,15 @@ def test_amazon_serve_evaluate_and_review_stages(spark, amazon_run):
     from ecomrec_spark.recommend.run import sample_lists
     from ecomrec_spark.recommend.serve import recommend_for
 
-    cfg = amazon_run["cfg"]
-    one = recommend_for(spark, cfg, "T", 2, "item_knn")
+    settings = amazon_run["settings"]
+    one = recommend_for(spark, settings, "T", 2, "item_knn")
     assert [(i["product_id"], i["category"], i["price"]) for i in one["items"]] == [("C3", "unknown", None),
                                                                                    ("C4", "unknown", None)]
-    samples = sample_lists(spark, cfg)
+    samples = sample_lists(spark, settings)
     assert [s["customer_id"] for s in samples[::4]] == ["U1", "U2"]  # most reviews first; no cold customer exists
     for name in ("train-review", "score-reviews"):
-        assert "reviews without orders" in registry.BY_NAME[name].load()(spark, Settings.from_config(cfg))["skipped"]
-    out = evaluate(spark, cfg)
+        assert "reviews without orders" in registry.BY_NAME[name].load()(spark, settings)["skipped"]
+    out = evaluate(spark, settings)
     # test window: U3 -> C3 and U8 -> D3, each the top co-reviewed item of the customer's earlier reviews
     knn_new = next(r for r in out["results"] if (r["model"], r["setting"]) == ("item_knn", "new"))
     assert (knn_new["n_users"], knn_new["hit_rate"], knn_new["mrr"]) == (2, 1.0, 1.0)
@@ -250,8 +250,9 @@ def events_run(spark, tmp_path_factory, shared_data):
     settings = Settings.from_config(cfg)
     ingest(spark, settings)
     transform(spark, settings)
-    built = recommend(spark, cfg)
-    return {"cfg": cfg, "built": built, "recs": lk.read(spark, cfg["paths"]["lake"], "gold", "recommendations").cache()}
+    built = recommend(spark, settings)
+    return {"cfg": cfg, "settings": settings, "built": built,
+            "recs": lk.read(spark, cfg["paths"]["lake"], "gold", "recommendations").cache()}
 
 
 def test_rees46_events_only(spark, events_run):
@@ -279,12 +280,12 @@ def test_rees46_events_only(spark, events_run):
     # 533624186 carted 4804056 and bought 4802036 (apple headphones): the content model's closest products are
     # the other two apple headphones (the same category, brand and title text), the bought one excluded
     assert set(_top(recs, "533624186", "content", 2)) == {"4804055", "4804056"}
-    served = recommend_for(spark, cfg, "533624186", 2, "content")
+    served = recommend_for(spark, events_run["settings"], "533624186", 2, "content")
     assert {(i["category"], i["price"]) for i in served["items"]} == {("electronics", 189.91), ("electronics", 161.98)}
     # no validation window fits in 17 minutes: nothing is tuned and the first configured model is the default
     assert events_run["built"]["info"]["validation"] == [] and events_run["built"]["default_model"] == "als"
     with pytest.raises(ValueError, match="no purchases before the evaluation cutoff"):  # 17 minutes, test_days 90
-        evaluate(spark, cfg)
+        evaluate(spark, events_run["settings"])
 
 
 def test_nothing_to_recommend_names_the_missing_tables(spark, tmp_path):

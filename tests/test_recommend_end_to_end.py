@@ -85,7 +85,7 @@ def test_similar_items_rules_and_popular_tables(spark, run):
 
 
 def test_rebuild_gives_the_same_lists(spark, run):
-    recommend(spark, run["cfg"])
+    recommend(spark, run["settings"])
     again = _gold(spark, run, "recommendations").drop("generated_at", "model_version")
     v1 = run["recs_v1"]
     assert again.count() == v1.count()
@@ -124,10 +124,10 @@ def test_blocked_products_and_category_filter(spark, run, tmp_path):
     from ecomrec_spark.recommend import models as M
     from ecomrec_spark.recommend.run import load_inputs
 
-    cfg = run["cfg"]
+    cfg, rc = run["cfg"], run["settings"].recommend
     top = _gold(spark, run, "popular_items").where("scope = 'overall' AND rank = 1").first()["product_id"]
-    rc = {**cfg["recommend"], "models": ["als", "popular"],
-          "filters": {**cfg["recommend"]["filters"], "blocked_products": [top], "exclude_categories": ["toys"]}}
+    rc = rc.model_copy(update={"models": ["als", "popular"], "filters": rc.filters.model_copy(
+        update={"blocked_products": [top], "exclude_categories": ["toys"]})})
     fitted = M.fit_models(spark, load_inputs(spark, cfg["paths"]["lake"]), rc, ("als", "popular"))
     for model in ("als", "popular"):
         recs = M.finalize(spark, fitted, model, rc)
@@ -169,7 +169,7 @@ def test_ranker_lists_name_their_generators_and_the_run_records_the_default(spar
     meta = model_store.load_metadata(spark, lake, built["model_version"], model_dir="models/ranker")
     assert meta["version"] == built["model_version"]
     assert model_store.latest_version(spark, lake, model_dir="models/ranker") >= built["model_version"]
-    assert meta["features"] == RF.feature_names(ltr.generators(cfg["recommend"]))
+    assert meta["features"] == RF.feature_names(ltr.generators(run["settings"].recommend))
 
 
 def test_recommend_cli_serves_the_picked_default(spark, run, capsys):
@@ -193,12 +193,12 @@ def test_build_recommendations_killed_after_its_nth_commit_keeps_readers_on_the_
     from delta.tables import DeltaTable
 
     from ecomrec_spark import runs
-    from ecomrec_spark.config import load_config
+    from ecomrec_spark.config import load_settings
 
     lake = str(tmp_path / "lake")
     shutil.copytree(run["cfg"]["paths"]["lake"], lake)
     # the popularity model only: the kill points, not the models, are under test here
-    cfg = load_config(None, [*run["sets"], f"paths.lake={lake}", "recommend.models=[popular]"])
+    settings = load_settings(None, [*run["sets"], f"paths.lake={lake}", "recommend.models=[popular]"])
 
     def latest(table: str) -> int:
         return DeltaTable.forPath(spark, lk.table_path(lake, *table.split("/"))).history(1).first()["version"]
@@ -213,7 +213,7 @@ def test_build_recommendations_killed_after_its_nth_commit_keeps_readers_on_the_
         return versions, recs, builds
 
     with runs.stage(spark, lake, "build-recommendations", "base") as base:
-        built = recommend(spark, cfg)
+        built = recommend(spark, settings)
     tables = sorted(base.written)
     assert base.commits == len(tables) >= 4 and "gold/recommendations" in tables
     complete = seen_by_readers()
@@ -223,13 +223,13 @@ def test_build_recommendations_killed_after_its_nth_commit_keeps_readers_on_the_
         monkeypatch.setenv(runs.FAIL_AFTER_COMMITS, str(k))
         with pytest.raises(runs.InjectedFailure):
             with runs.stage(spark, lake, "build-recommendations", f"killed-after-{k}"):
-                recommend(spark, cfg)
+                recommend(spark, settings)
         assert lk.read(spark, lake, *runs.MANIFEST).count() == manifest, k
         assert sum(latest(t) > base.written[t] for t in tables) == k  # its commits are in the tables ...
         assert seen_by_readers() == complete, k                        # ... and no reader sees them
     monkeypatch.delenv(runs.FAIL_AFTER_COMMITS)
     with runs.stage(spark, lake, "build-recommendations", "rerun") as rerun:
-        again = recommend(spark, cfg)
+        again = recommend(spark, settings)
     assert rerun.written == {t: latest(t) for t in tables}
     versions, recs, builds = seen_by_readers()
     assert versions == rerun.written and recs == {again["model_version"]}

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import copy
-
 import pytest
 
+from ecomrec_spark.config import load_settings
 from ecomrec_spark.recommend.tuning import als_grid, apply_tuned, tune_models
+from ecomrec_spark.settings import Recommend
 
 # EASE: in each block g, q co-occurs with r and h four times and with t three times, but r explains h.
 # A customer holding only q should get t (what EASE finds with a small lambda: 0.44 against 0.11 for r at
@@ -26,13 +26,10 @@ ALS_ROWS = [(f"{g}{c}", f"{g}p{i}", 1.0) for g in "abc" for c in range(1, 5) for
 ALS_TRUTH = [(f"{g}4", f"{g}p3") for g in "abc"]
 
 
-def _rc(cfg, **changes):
-    rc = copy.deepcopy(cfg["recommend"])
-    rc["k"] = 1
-    for dotted, value in changes.items():
-        section, key = dotted.split("__")
-        rc[section][key] = value
-    return rc
+def _rc(**changes: object) -> Recommend:
+    """The configured ``recommend`` settings with ``k`` 1 and ``section__key=value`` changes (YAML values)."""
+    sets = ["recommend.k=1", *(f"recommend.{dotted.replace('__', '.')}={value}" for dotted, value in changes.items())]
+    return load_settings(None, sets).recommend
 
 
 @pytest.fixture(scope="module")
@@ -43,9 +40,9 @@ def ease_frames(spark):
     return inter, truth
 
 
-def test_tune_models_picks_the_planted_ease_lambda(cfg, ease_frames):
+def test_tune_models_picks_the_planted_ease_lambda(ease_frames):
     inter, truth = ease_frames
-    rc = _rc(cfg, item_item__ease_lambdas=[100.0, 1.0], als__tune=False)
+    rc = _rc(item_item__ease_lambdas="[100.0,1.0]", als__tune="false")
     tuned = tune_models(inter, truth, rc, ("ease", "knn"), exclude_seen=True)  # ALS tuning is off
     assert set(tuned) == {"ease"}
     assert tuned["ease"]["reg_lambda"] == 1.0
@@ -53,15 +50,14 @@ def test_tune_models_picks_the_planted_ease_lambda(cfg, ease_frames):
     assert [t["reg_lambda"] for t in trials] == [100.0, 1.0]
     assert [t["ndcg_at_k"] for t in trials] == [0.0, 1.0]
     assert {t["scoring"] for t in trials} == {"dense"}  # ease_neighbors null: unpruned
-    assert tune_models(inter, truth, _rc(cfg, item_item__tune=False, als__tune=False), ("ease", "als"), True) == {}
+    assert tune_models(inter, truth, _rc(item_item__tune="false", als__tune="false"), ("ease", "als"), True) == {}
     assert tune_models(inter, truth, rc, ("popular", "content"), True) == {}
 
 
-def test_tune_models_picks_the_planted_als_point(cfg, spark):
+def test_tune_models_picks_the_planted_als_point(spark):
     inter = spark.createDataFrame(ALS_ROWS, "customer_id string, product_id string, weight double").cache()
     truth = spark.createDataFrame(ALS_TRUTH, "customer_id string, product_id string")
-    grid = {"rank": [1, 3], "reg_param": [0.01], "alpha": [10.0]}
-    rc = _rc(cfg, als__grid=grid, als__max_iter=5, item_item__tune=True)
+    rc = _rc(als__grid="{rank: [1, 3], reg_param: [0.01], alpha: [10.0]}", als__max_iter=5, item_item__tune="true")
     tuned = tune_models(inter, truth, rc, ("knn",), exclude_seen=True)  # knn uses ALS factors; no ease requested
     assert set(tuned) == {"als"}
     als = tuned["als"]
@@ -79,17 +75,17 @@ def test_als_grid_lists_every_point_and_needs_every_key():
         als_grid({"rank": [32], "reg_param": [0.1]})
 
 
-def test_apply_tuned_writes_a_copy(cfg):
-    rc = cfg["recommend"]
-    before = copy.deepcopy(rc)
+def test_apply_tuned_writes_a_copy():
+    rc = load_settings(None).recommend
+    before = rc.model_dump()
     tuned = {"ease": {"reg_lambda": 250.0, "trials": []},
              "als": {"rank": 64, "reg_param": 1.0, "alpha": 1.0, "trials": []}}
     out = apply_tuned(rc, tuned)
-    assert out["item_item"]["ease_lambda"] == 250.0
-    assert (out["als"]["rank"], out["als"]["reg_param"], out["als"]["alpha"]) == (64, 1.0, 1.0)
-    assert out["als"]["max_iter"] == rc["als"]["max_iter"]
-    assert out["item_item"]["max_items"] == rc["item_item"]["max_items"]
-    assert rc == before  # the input is untouched
+    assert out.item_item.ease_lambda == 250.0
+    assert (out.als.rank, out.als.reg_param, out.als.alpha) == (64, 1.0, 1.0)
+    assert out.als.max_iter == rc.als.max_iter
+    assert out.item_item.max_items == rc.item_item.max_items
+    assert rc.model_dump() == before  # the input is untouched
     only_ease = apply_tuned(rc, {"ease": tuned["ease"]})
-    assert only_ease["als"] == rc["als"] and only_ease["item_item"]["ease_lambda"] == 250.0
+    assert only_ease.als == rc.als and only_ease.item_item.ease_lambda == 250.0
     assert apply_tuned(rc, {}) == rc

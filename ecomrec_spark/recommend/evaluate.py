@@ -34,12 +34,21 @@ from pyspark.sql import functions as F
 
 from ecomrec_spark import columns as C
 from ecomrec_spark import lake as lk
+from ecomrec_spark.config import ConfigError
 from ecomrec_spark.recommend import ltr
 from ecomrec_spark.recommend import models as M
 from ecomrec_spark.recommend.ids import index_ids
 from ecomrec_spark.recommend.interactions import purchases
 from ecomrec_spark.recommend.metrics import new_items_only, ranking_metrics
-from ecomrec_spark.recommend.run import before, data_end, load_inputs, purchases_between, tune_hybrid
+from ecomrec_spark.recommend.run import (
+    before,
+    data_end,
+    load_inputs,
+    purchases_between,
+    tune_hybrid,
+    with_hybrid_weights,
+)
+from ecomrec_spark.settings import Evaluate, Settings
 
 log = logging.getLogger(__name__)
 
@@ -63,28 +72,27 @@ def random_recs(customers: DataFrame, products: DataFrame, k: int, seed: int) ->
                     F.lit("random").alias("reason")))
 
 
-def cutoff_of(rc: Mapping[str, Any], end: dt.datetime) -> dt.datetime:
-    ev = rc["evaluate"]
-    if ev.get("cutoff"):
-        return dt.datetime.fromisoformat(ev["cutoff"])
-    return end - dt.timedelta(days=ev["test_days"])
+def cutoff_of(ev: Evaluate, end: dt.datetime) -> dt.datetime:
+    if ev.cutoff:
+        return dt.datetime.fromisoformat(ev.cutoff)
+    return end - dt.timedelta(days=ev.test_days)
 
 
-def evaluate(spark: SparkSession, cfg: Mapping[str, Any]) -> dict[str, Any]:
+def evaluate(spark: SparkSession, settings: Settings) -> dict[str, Any]:
     """Run the evaluation; returns the metric rows (also written to the lake and the report)."""
-    rc, lake = cfg["recommend"], cfg["paths"]["lake"]
+    rc, lake = settings.recommend, settings.paths.lake
     inputs = load_inputs(spark, lake)
     end = data_end(inputs)
-    cutoff = cutoff_of(rc, end)
+    cutoff = cutoff_of(rc.evaluate, end)
     train = before(inputs, cutoff)
     if purchases(train.lines).limit(1).count() == 0:  # one row at most; e.g. a short event log
         raise ValueError(f"no purchases before the evaluation cutoff {cutoff} (the data ends {end}): lower "
                          "recommend.evaluate.test_days or set recommend.evaluate.cutoff inside the data")
-    models = tuple(m for m in rc["evaluate"]["models"] if m != "random")
+    models = tuple(m for m in rc.evaluate.models if m != "random")
     info: dict[str, Any] = {"cutoff": cutoff.isoformat(), "data_end": end.isoformat()}
-    if "hybrid" in models and rc["hybrid"]["tune"]:
+    if "hybrid" in models and rc.hybrid.tune:
         info["hybrid_tuning"] = tune_hybrid(spark, train, rc, cutoff)
-        rc = {**rc, "hybrid": {**rc["hybrid"], "weights": info["hybrid_tuning"]["weights"], "tune": False}}
+        rc = with_hybrid_weights(rc, info["hybrid_tuning"]["weights"])
     fitted = M.fit_models(spark, train, rc, models, as_of=cutoff)
     info.update({k: v for k, v in fitted.info.items() if k != "hybrid_grid"})
     history = fitted.interactions.select(C.CUSTOMER_ID).distinct()
@@ -95,12 +103,12 @@ def evaluate(spark: SparkSession, cfg: Mapping[str, Any]) -> dict[str, Any]:
     catalogue = fitted.attributes.select(C.PRODUCT_ID).distinct()
     n_catalogue = catalogue.count()
     truths = {"all": warm, "new": new_items_only(warm, fitted.bought)}
-    k, rows = rc["k"], []
+    k, rows = rc.k, []
     for setting in ltr.SETTINGS:
         src = ltr.in_setting(rc, setting)
-        for model in rc["evaluate"]["models"]:
+        for model in rc.evaluate.models:
             if model == "random":
-                recs = random_recs(history, catalogue, k + rc["candidates"], rc["seed"])
+                recs = random_recs(history, catalogue, k + rc.candidates, rc.seed)
                 fitted.candidates["random"] = recs
                 recs = M.finalize(spark, fitted, "random", src)
             else:
@@ -116,7 +124,7 @@ def evaluate(spark: SparkSession, cfg: Mapping[str, Any]) -> dict[str, Any]:
     fitted.unpersist()
     for df in (test, warm):
         df.unpersist()
-    report = write_report(spark, cfg, rows, info)
+    report = write_report(spark, settings, rows, info)
     return {"run_id": run_id, "results": rows, "info": info, "report": report,
             "table": lk.table_path(lake, "gold", "recommendation_metrics")}
 
@@ -143,11 +151,13 @@ def markdown_table(rows: list[dict[str, Any]]) -> list[str]:
     return out
 
 
-def write_report(spark: SparkSession, cfg: Mapping[str, Any], rows: list[dict[str, Any]], info: Mapping[str, Any]) -> str:
+def write_report(spark: SparkSession, settings: Settings, rows: list[dict[str, Any]], info: Mapping[str, Any]) -> str:
     from ecomrec_spark.storage import write_text
 
-    reports = cfg["paths"]["reports"].rstrip("/")
-    md = [f"# Recommendation evaluation (k = {cfg['recommend']['k']})", "",
+    if settings.paths.reports is None:  # the report has nowhere to go
+        raise ConfigError("config key 'paths.reports' is missing; set it in the file or with --set paths.reports=...")
+    reports = settings.paths.reports.rstrip("/")
+    md = [f"# Recommendation evaluation (k = {settings.recommend.k})", "",
           f"Train before {info['cutoff']}, test from it to {info['data_end']}; "
           f"{info['n_test_customers']} test customers, {info['n_cold_customers']} of them without history "
           "(served by the popularity fallback, not scored here).", "",

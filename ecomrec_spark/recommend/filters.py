@@ -7,7 +7,7 @@ the driver.  Filtering leaves gaps in ``rank``; :func:`rerank` closes them.
 
 Example
 -------
->>> recs = exclude_purchased(recs, interactions, enabled=cfg["recommend"]["exclude_purchased"])  # doctest: +SKIP
+>>> recs = exclude_purchased(recs, interactions, enabled=settings.recommend.filters.exclude_purchased)  # doctest: +SKIP
 >>> recs = exclude_products(recs, blocked_frame(spark, ["p_recalled"]))                          # doctest: +SKIP
 >>> recs = rerank(filter_categories(recs, products, exclude=["gift_cards"]), k=10)                 # doctest: +SKIP
 """

@@ -41,6 +41,7 @@ from ecomrec_spark.recommend import models as M
 from ecomrec_spark.recommend import rank_features as RF
 from ecomrec_spark.recommend import ranker as R
 from ecomrec_spark.recommend.metrics import new_items_only, ranking_metrics
+from ecomrec_spark.settings import Recommend
 
 log = logging.getLogger(__name__)
 
@@ -84,36 +85,36 @@ class Trained:
     info: dict[str, Any] = field(default_factory=dict)
 
 
-def in_setting(rc: Mapping[str, Any], setting: str) -> dict[str, Any]:
+def in_setting(rc: Recommend, setting: str) -> Recommend:
     """``rc`` for one setting: ``new`` removes what the customer bought before from the lists, ``all`` keeps it."""
-    return {**rc, "filters": {**rc["filters"], "exclude_purchased": setting == "new"}}
+    return rc.model_copy(update={"filters": rc.filters.model_copy(update={"exclude_purchased": setting == "new"})})
 
 
-def generators(rc: Mapping[str, Any]) -> list[str]:
+def generators(rc: Recommend) -> list[str]:
     """The configured generators, in ``candidates.GENERATORS`` order (the feature order depends on it)."""
-    wanted = set(rc["rank"]["generators"])
+    wanted = set(rc.rank.generators)
     return [g for g in cands.GENERATORS if g in wanted]
 
 
-def generator_models(rc: Mapping[str, Any]) -> tuple[str, ...]:
+def generator_models(rc: Recommend) -> tuple[str, ...]:
     """The fitted models the ranker takes candidates from."""
     return tuple(g for g in generators(rc) if g in cands.MODEL_GENERATORS)
 
 
-def generate(fitted: M.Fitted, rc: Mapping[str, Any], as_of: dt.datetime) -> DataFrame:
+def generate(fitted: M.Fitted, rc: Recommend, as_of: dt.datetime) -> DataFrame:
     """Every configured generator's top ``rank.candidates`` for the customers with history before ``as_of``."""
     from ecomrec_spark.recommend import rules as RU
 
-    rk, wanted = rc["rank"], set(generators(rc))
-    n, bought = rk["candidates"], fitted.bought
+    rk, wanted = rc.rank, set(generators(rc))
+    n, bought = rk.candidates, fitted.bought
     parts = cands.from_models({m: df for m, df in fitted.candidates.items() if m in wanted}, n)
     if "buy_again" in wanted:
         parts.append(cands.buy_again(bought, as_of, n))
     if "rules" in wanted:
-        rr = rc["rules"]
-        rules = RU.association_rules(RU.baskets(bought), rr["min_support"], rr["min_confidence"], "product",
-                                     rr["max_items"])
-        parts.append(cands.rules_fired(bought, rules, as_of, n, rk["recent_days"]))
+        rr = rc.rules
+        rules = RU.association_rules(RU.baskets(bought), rr.min_support, rr.min_confidence, "product",
+                                     rr.max_items)
+        parts.append(cands.rules_fired(bought, rules, as_of, n, rk.recent_days))
     kinds = [g for g in cands.POPULAR_KINDS if g in wanted]
     if kinds:
         who = fitted.interactions.select(C.CUSTOMER_ID).distinct().join(
@@ -123,7 +124,7 @@ def generate(fitted: M.Fitted, rc: Mapping[str, Any], as_of: dt.datetime) -> Dat
     return cands.union(parts).join(warm, C.CUSTOMER_ID, "left_semi")
 
 
-def build_cut(spark: SparkSession, inputs: M.Inputs, fitted: M.Fitted, rc: Mapping[str, Any], as_of: dt.datetime,
+def build_cut(spark: SparkSession, inputs: M.Inputs, fitted: M.Fitted, rc: Recommend, as_of: dt.datetime,
               bought_all: DataFrame, extra: ReviewInputs, only: DataFrame | None = None) -> Cut:
     """Candidates and features at ``as_of`` from models already fitted on the data before it (both persisted).
 
@@ -137,11 +138,11 @@ def build_cut(spark: SparkSession, inputs: M.Inputs, fitted: M.Fitted, rc: Mappi
         cand = cand.join(only.select(C.CUSTOMER_ID).distinct(), C.CUSTOMER_ID, "left_semi")
     cand = cand.persist(StorageLevel.MEMORY_AND_DISK)
     feats = RF.build_features(cand, generators(rc), bought_all, inputs.catalogue, as_of,
-                              rc["hybrid"]["validation_days"], extra.reviews, extra.predictions, extra.sentiment)
+                              rc.hybrid.validation_days, extra.reviews, extra.predictions, extra.sentiment)
     return Cut(as_of, inputs, fitted, cand, feats.persist(StorageLevel.MEMORY_AND_DISK))
 
 
-def score_lists(spark: SparkSession, fitted: M.Fitted, rc: Mapping[str, Any], models: Sequence[str],
+def score_lists(spark: SparkSession, fitted: M.Fitted, rc: Recommend, models: Sequence[str],
                 truths: Mapping[str, DataFrame], n_catalogue: int | None = None) -> list[dict[str, Any]]:
     """NDCG@k and the other metrics of each model's finished list (filters applied) in both settings.
 
@@ -155,9 +156,9 @@ def score_lists(spark: SparkSession, fitted: M.Fitted, rc: Mapping[str, Any], mo
             if model == LTR_MODELS["new" if setting == "all" else "all"] or model not in fitted.candidates:
                 continue  # each ranker is scored in its own setting
             recs = M.finalize(spark, fitted, model, src)
-            m = ranking_metrics(recs, truths[setting], rc["k"], catalogue_size=n_catalogue)
+            m = ranking_metrics(recs, truths[setting], rc.k, catalogue_size=n_catalogue)
             rows.append({"model": model, "setting": setting, **m})
-            log.info("validation %s/%s: ndcg@%d %.4f", model, setting, rc["k"], m["ndcg_at_k"] or 0.0)
+            log.info("validation %s/%s: ndcg@%d %.4f", model, setting, rc.k, m["ndcg_at_k"] or 0.0)
     return rows
 
 
@@ -191,33 +192,33 @@ def as_recs(ranked: DataFrame, gens: Sequence[str]) -> DataFrame:
     return R.with_reason(ranked, gens).select(*M.REC_COLUMNS)
 
 
-def train(spark: SparkSession, train_cut: Cut, val_cut: Cut, rc: Mapping[str, Any], bought_all: DataFrame,
+def train(spark: SparkSession, train_cut: Cut, val_cut: Cut, rc: Recommend, bought_all: DataFrame,
           truths: Mapping[str, DataFrame]) -> Trained:
     """Fit every grid point on ``train_cut``, keep the best on ``val_cut`` per setting, refit it on ``val_cut``.
 
     ``truths``: :func:`validation_truths` of ``val_cut``.
     """
-    rk, seed, k = rc["rank"], rc["seed"], rc["k"]
+    rk, seed, k = rc.rank, rc.seed, rc.k
     gens = generators(rc)
     names = RF.feature_names(gens)
     out = Trained()
     for setting in SETTINGS:
         model_name = LTR_MODELS[setting]
         rows = RF.training_rows(RF.with_labels(train_cut.frame(setting), bought_all, train_cut.as_of, val_cut.as_of),
-                                rk["max_negatives"], seed).persist(StorageLevel.MEMORY_AND_DISK)
+                                rk.max_negatives, seed).persist(StorageLevel.MEMORY_AND_DISK)
         n_groups = rows.select(C.CUSTOMER_ID).distinct().count()
         out.info[f"{setting}_training_customers"] = n_groups
-        if n_groups < rk["min_customers"]:
+        if n_groups < rk.min_customers:
             log.warning("ranker %s skipped: %d training customers with a purchase among their candidates in [%s, %s) "
                         "(recommend.rank.min_customers=%d)", setting, n_groups, train_cut.as_of, val_cut.as_of,
-                        rk["min_customers"])
+                        rk.min_customers)
             rows.unpersist()
             continue
         src = in_setting(rc, setting)
         trials, best, best_recs = [], None, None
-        for params in R.param_points(rk["grid"]):
-            model = R.fit_ranker(rows, names, params, rk["objective"], rk["num_workers"], seed)
-            ranked = as_recs(R.rank_candidates(model, val_cut.frame(setting), k + rc["candidates"]), gens)
+        for params in R.param_points(rk.grid.model_dump()):
+            model = R.fit_ranker(rows, names, params, rk.objective, rk.num_workers, seed)
+            ranked = as_recs(R.rank_candidates(model, val_cut.frame(setting), k + rc.candidates), gens)
             val_cut.fitted.candidates[model_name] = ranked
             recs = M.finalize(spark, val_cut.fitted, model_name, src)
             ndcg = ranking_metrics(recs, truths[setting], k)["ndcg_at_k"] or 0.0
@@ -232,20 +233,20 @@ def train(spark: SparkSession, train_cut: Cut, val_cut: Cut, rc: Mapping[str, An
         out.params[setting], out.trials[setting] = params, trials
         # refit on the latest complete window: features at T2, labels [T2, E]
         final_rows = RF.training_rows(RF.with_labels(val_cut.frame(setting), bought_all, val_cut.as_of, None),
-                                      rk["max_negatives"], seed)
-        out.models[setting] = R.fit_ranker(final_rows, names, params, rk["objective"], rk["num_workers"], seed)
+                                      rk.max_negatives, seed)
+        out.models[setting] = R.fit_ranker(final_rows, names, params, rk.objective, rk.num_workers, seed)
         out.importance[setting] = R.gain_importance(out.models[setting], names)
     return out
 
 
-def serve_lists(cut: Cut, trained: Trained, rc: Mapping[str, Any]) -> dict[str, DataFrame]:
+def serve_lists(cut: Cut, trained: Trained, rc: Recommend) -> dict[str, DataFrame]:
     """The fitted rankers' raw lists on the serving cut, under the model names ``ltr`` / ``ltr_new``."""
-    gens, n = generators(rc), rc["k"] + rc["candidates"]
+    gens, n = generators(rc), rc.k + rc.candidates
     lists = {}
     for setting, model in trained.models.items():
         lists[LTR_MODELS[setting]] = as_recs(R.rank_candidates(model, cut.frame(setting), n), gens)
     # `ltr` follows the shop's re-buy setting: a shop that excludes purchases serves the `new` ranker there too
-    if rc["filters"]["exclude_purchased"] and "ltr_new" in lists:
+    if rc.filters.exclude_purchased and "ltr_new" in lists:
         lists["ltr"] = lists["ltr_new"]
     return lists
 

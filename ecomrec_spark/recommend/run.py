@@ -36,6 +36,7 @@ from ecomrec_spark.recommend import models as M
 from ecomrec_spark.recommend import rules
 from ecomrec_spark.recommend import sources as src
 from ecomrec_spark.recommend.interactions import TS, purchases
+from ecomrec_spark.settings import HybridWeights, Recommend, Settings
 
 if TYPE_CHECKING:  # for the annotation only: ltr is imported inside the functions that use it
     from ecomrec_spark.recommend import ltr
@@ -123,12 +124,12 @@ def purchases_between(inputs: M.Inputs, start: dt.datetime, end: dt.datetime | N
     return p.select(C.CUSTOMER_ID, C.PRODUCT_ID).distinct()
 
 
-def tune_hybrid(spark: SparkSession, inputs: M.Inputs, rc: Mapping[str, Any], end: dt.datetime) -> dict[str, Any]:
+def tune_hybrid(spark: SparkSession, inputs: M.Inputs, rc: Recommend, end: dt.datetime) -> dict[str, Any]:
     """Hybrid weights from the validation split (the last ``validation_days`` before ``end``)."""
-    cutoff = end - dt.timedelta(days=rc["hybrid"]["validation_days"])
+    cutoff = end - dt.timedelta(days=rc.hybrid.validation_days)
     train = before(inputs, cutoff)
     truth = purchases_between(inputs, cutoff)
-    if rc["filters"]["exclude_purchased"]:
+    if rc.filters.exclude_purchased:
         truth = truth.join(purchases(train.lines).select(C.CUSTOMER_ID, C.PRODUCT_ID), [C.CUSTOMER_ID, C.PRODUCT_ID],
                            "left_anti")
     fitted = M.fit_models(spark, train, rc, ("hybrid",), as_of=cutoff, tune_truth=truth)
@@ -136,20 +137,26 @@ def tune_hybrid(spark: SparkSession, inputs: M.Inputs, rc: Mapping[str, Any], en
             "validation_from": cutoff.isoformat()}
 
 
-def association_rules(inputs: M.Inputs, rc: Mapping[str, Any]) -> DataFrame:
+def with_hybrid_weights(rc: Recommend, weights: Mapping[str, float]) -> Recommend:
+    """``rc`` with the tuned hybrid ``weights`` fixed (``tune`` off): later fits reuse them instead of tuning again."""
+    fixed = HybridWeights.model_validate(dict(weights))
+    return rc.model_copy(update={"hybrid": rc.hybrid.model_copy(update={"weights": fixed, "tune": False})})
+
+
+def association_rules(inputs: M.Inputs, rc: Recommend) -> DataFrame:
     """Product- and category-level rules on orders, and product rules on event sessions when there are events."""
-    rr = rc["rules"]
+    rr = rc.rules
     bought = purchases(inputs.lines)
     parts = [
-        rules.association_rules(rules.baskets(bought), rr["min_support"], rr["min_confidence"], "product",
-                                rr["max_items"]).withColumn("baskets", F.lit("orders")),
-        rules.association_rules(rules.category_baskets(bought), rr["category_min_support"], rr["min_confidence"],
-                                "category", rr["max_items"]).withColumn("baskets", F.lit("orders")),
+        rules.association_rules(rules.baskets(bought), rr.min_support, rr.min_confidence, "product",
+                                rr.max_items).withColumn("baskets", F.lit("orders")),
+        rules.association_rules(rules.category_baskets(bought), rr.category_min_support, rr.min_confidence,
+                                "category", rr.max_items).withColumn("baskets", F.lit("orders")),
     ]
     if inputs.events is not None and C.SESSION_ID in inputs.events.columns:
         sessions = rules.baskets(inputs.events.where(F.col(C.SESSION_ID).isNotNull()), basket_col=C.SESSION_ID)
-        parts.append(rules.association_rules(sessions, rr["min_support"], rr["min_confidence"], "product",
-                                             rr["max_items"]).withColumn("baskets", F.lit("sessions")))
+        parts.append(rules.association_rules(sessions, rr.min_support, rr.min_confidence, "product",
+                                             rr.max_items).withColumn("baskets", F.lit("sessions")))
     out = parts[0]
     for p in parts[1:]:
         out = out.unionByName(p)
@@ -174,9 +181,9 @@ def review_inputs(spark: SparkSession, lake: str) -> ltr.ReviewInputs:
                             sentiment=lk.read_optional(spark, lake, "gold", "review_sentiment"))
 
 
-def served_models(rc: Mapping[str, Any]) -> list[str]:
+def served_models(rc: Recommend) -> list[str]:
     """The lists written to gold: every configured model, ``ltr_new`` beside ``ltr``, ``popular`` last."""
-    out = [m for m in rc["models"] if m != "popular"]
+    out = [m for m in rc.models if m != "popular"]
     if "ltr" in out:
         out.insert(out.index("ltr") + 1, "ltr_new")
     return out + ["popular"]
@@ -197,23 +204,28 @@ def pick_default(rows: list[dict[str, Any]], setting: str, configured: str, serv
             "candidates": dict(sorted(scored.items(), key=lambda kv: -(kv[1] or 0.0)))}
 
 
-def _tune_single_models(inputs: M.Inputs, rc: dict[str, Any], models: tuple[str, ...], truth: DataFrame,
-                        as_of: dt.datetime, exclude_seen: bool, run_info: dict[str, Any]) -> dict[str, Any]:
-    """EASE's lambda and ALS's grid chosen on the validation window (:mod:`.tuning`), written into ``rc``."""
-    if not (rc.get("item_item", {}).get("tune") or rc.get("als", {}).get("tune")):
+def _tune_single_models(inputs: M.Inputs, rc: Recommend, models: tuple[str, ...], truth: DataFrame,
+                        as_of: dt.datetime, exclude_seen: bool, run_info: dict[str, Any]) -> Recommend:
+    """EASE's lambda and ALS's grid chosen on the validation window (:mod:`.tuning`), in a copy of ``rc``."""
+    if not (rc.item_item.tune or rc.als.tune):
         return rc
     from ecomrec_spark.recommend import tuning
     from ecomrec_spark.recommend.interactions import build_interactions
 
-    ic = rc["interactions"]
+    ic = rc.interactions
     inter = build_interactions(inputs.lines, inputs.events, inputs.reviews, as_of=as_of,
-                               half_life_days=ic["half_life_days"], purchase_weight=ic["purchase_weight"],
-                               max_quantity=ic["max_quantity"], event_weights=ic["event_weights"],
-                               review_weight=ic["review_weight"]).cache()
+                               half_life_days=ic.half_life_days, purchase_weight=ic.purchase_weight,
+                               max_quantity=ic.max_quantity, event_weights=ic.event_weights,
+                               review_weight=ic.review_weight).cache()
     tuned = tuning.tune_models(inter, truth, rc, models, exclude_seen)
     inter.unpersist()
     run_info["single_model_tuning"] = tuned
     return tuning.apply_tuned(rc, tuned)
+
+
+def for_ranker(rc: Recommend) -> Recommend:
+    """``rc`` with every fitted list at least ``rank.candidates`` deep: the ranker's generators read that far."""
+    return rc.model_copy(update={"candidates": max(rc.candidates, rc.rank.candidates - rc.k)})
 
 
 def _has_history(bought: DataFrame, cut: dt.datetime) -> bool:
@@ -221,16 +233,16 @@ def _has_history(bought: DataFrame, cut: dt.datetime) -> bool:
     return bought.where(F.col(TS) < F.lit(cut)).limit(1).count() > 0
 
 
-def _ranked(model: str, trained: Any, rc: Mapping[str, Any]) -> bool:
+def _ranked(model: str, trained: Any, rc: Recommend) -> bool:
     """Whether a ranker list can be written: its setting's ranker was trained (``ltr`` may use the ``new`` one)."""
     if trained is None:
         return False
     if model == "ltr_new":
         return "new" in trained.models
-    return "all" in trained.models or (rc["filters"]["exclude_purchased"] and "new" in trained.models)
+    return "all" in trained.models or (rc.filters.exclude_purchased and "new" in trained.models)
 
 
-def recommend(spark: SparkSession, cfg: Mapping[str, Any]) -> dict[str, Any]:
+def recommend(spark: SparkSession, settings: Settings) -> dict[str, Any]:
     """Tune on the validation window, train the ranker, fit on all data, write every gold recommendation table.
 
     Returns row counts, the model version and the run's parameters (validation scores, the default model).
@@ -239,17 +251,17 @@ def recommend(spark: SparkSession, cfg: Mapping[str, Any]) -> dict[str, Any]:
     from ecomrec_spark.recommend import candidates as cands
     from ecomrec_spark.recommend import ltr
 
-    rc, lake = dict(cfg["recommend"]), cfg["paths"]["lake"]
+    rc, lake = settings.recommend, settings.paths.lake
     inputs = load_inputs(spark, lake)
     end = data_end(inputs)
     served = served_models(rc)
     use_ltr = "ltr" in served
     singles = tuple(m for m in served if m not in ("ltr", "ltr_new"))
     fit_set = tuple(dict.fromkeys(singles + (ltr.generator_models(rc) if use_ltr else ())))
-    if use_ltr:  # every fitted list must reach rank.candidates deep
-        rc["candidates"] = max(rc["candidates"], rc["rank"]["candidates"] - rc["k"])
-    setting = "new" if rc["filters"]["exclude_purchased"] else "all"
-    days = rc["hybrid"]["validation_days"]
+    if use_ltr:
+        rc = for_ranker(rc)
+    setting = "new" if rc.filters.exclude_purchased else "all"
+    days = rc.hybrid.validation_days
     t2 = end - dt.timedelta(days=days)
     run_info: dict[str, Any] = {"data_end": end.isoformat(), "models": served, "validation_from": t2.isoformat(),
                                 "setting": setting}
@@ -268,7 +280,7 @@ def recommend(spark: SparkSession, cfg: Mapping[str, Any]) -> dict[str, Any]:
         if "hybrid_weights" in fitted2.info:
             run_info["hybrid_tuning"] = {"weights": fitted2.info["hybrid_weights"],
                                          "grid": fitted2.info.get("hybrid_grid", []), "validation_from": t2.isoformat()}
-            rc["hybrid"] = {**rc["hybrid"], "weights": fitted2.info["hybrid_weights"], "tune": False}
+            rc = with_hybrid_weights(rc, fitted2.info["hybrid_weights"])
     t1 = t2 - dt.timedelta(days=days)
     if use_ltr and validate and not _has_history(bought_all, t1):
         log.warning("ltr skipped: no purchases before %s, the ranker's training cut (2 x validation_days before the "
@@ -295,13 +307,13 @@ def recommend(spark: SparkSession, cfg: Mapping[str, Any]) -> dict[str, Any]:
     run_info["validation"] = [{k: r[k] for k in ("model", "setting", "ndcg_at_k", "precision_at_k", "recall_at_k",
                                                  "n_users")} for r in validation]
     written = [m for m in served if m not in ("ltr", "ltr_new") or _ranked(m, trained, rc)]
-    default = pick_default(validation, setting, rc.get("default_model", "auto"), written)
+    default = pick_default(validation, setting, rc.default_model, written)
     run_info["default"] = default
-    log.info("served default: %s (%s; validation ndcg@%d %s)", default["model"], default["by"], rc["k"],
+    log.info("served default: %s (%s; validation ndcg@%d %s)", default["model"], default["by"], rc.k,
              default.get("validation_ndcg"))
     fitted = M.fit_models(spark, inputs, rc, fit_set, with_similar=True)
     run_info.update({k: v for k, v in fitted.info.items() if k != "hybrid_grid"})
-    version = new_version({"recommend": rc, "data_end": run_info["data_end"]})
+    version = new_version({"recommend": rc.model_dump(mode="json"), "data_end": run_info["data_end"]})
     serve_cut = None
     if trained and trained.models:
         serve_cut = ltr.build_cut(spark, inputs, fitted, rc, end + dt.timedelta(seconds=1), bought_all, extra)
@@ -343,7 +355,7 @@ def recommend(spark: SparkSession, cfg: Mapping[str, Any]) -> dict[str, Any]:
     from ecomrec_spark.recommend.evaluate import metrics_frame
 
     if validation:
-        lk.replace_where(metrics_frame(spark, f"validation-{version}", validation, rc["k"], t2), lake, "gold",
+        lk.replace_where(metrics_frame(spark, f"validation-{version}", validation, rc.k, t2), lake, "gold",
                          "recommendation_metrics", "run_id", [f"validation-{version}"])
     # one session may run several builds (run-all, tests): leave nothing of this one cached
     if serve_cut is not None:
@@ -354,14 +366,14 @@ def recommend(spark: SparkSession, cfg: Mapping[str, Any]) -> dict[str, Any]:
     return {"model_version": version, "tables": counts, "info": run_info, "default_model": default["model"]}
 
 
-def sample_lists(spark: SparkSession, cfg: Mapping[str, Any], n_warm: int = 2) -> list[dict[str, Any]]:
+def sample_lists(spark: SparkSession, settings: Settings, n_warm: int = 2) -> list[dict[str, Any]]:
     """Every model's list for the ``n_warm`` customers with the most purchases and one cold-start customer.
 
     What ``make demo`` prints; only those customers' rows reach the driver.
     """
     from ecomrec_spark.recommend.serve import recommend_for
 
-    lake = cfg["paths"]["lake"]
+    lake, rc = settings.paths.lake, settings.recommend
     recs = lk.read(spark, lake, "gold", "recommendations")
     lines = purchases(load_inputs(spark, lake).lines)
     personal = recs.where(F.col("model") != "popular").select(C.CUSTOMER_ID).distinct()
@@ -371,5 +383,5 @@ def sample_lists(spark: SparkSession, cfg: Mapping[str, Any], n_warm: int = 2) -
             .join(lines, C.CUSTOMER_ID, "left_anti").select(C.CUSTOMER_ID).distinct().orderBy(C.CUSTOMER_ID).limit(1))
     who = [r[C.CUSTOMER_ID] for r in warm.collect()] + [r[C.CUSTOMER_ID] for r in cold.collect()]
     present = {r["model"] for r in recs.select("model").distinct().collect()}  # a handful of model names
-    models = [m for m in served_models(cfg["recommend"]) if m in present]
-    return [recommend_for(spark, cfg, c, cfg["recommend"]["k"], m) for c in who for m in models]
+    models = [m for m in served_models(rc) if m in present]
+    return [recommend_for(spark, settings, c, rc.k, m) for c in who for m in models]

@@ -8,7 +8,6 @@ or, on lakes without order lines, from the derived inputs (:func:`product_attrib
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
@@ -18,6 +17,7 @@ from ecomrec_spark import columns as C
 from ecomrec_spark import lake as lk
 from ecomrec_spark.recommend.interactions import purchases
 from ecomrec_spark.recommend.popularity import OVERALL, SCOPE
+from ecomrec_spark.settings import Settings
 
 FALLBACK_REASON = "popular overall (customer not seen before)"
 
@@ -57,9 +57,9 @@ def default_model(spark: SparkSession, lake: str) -> str:
     return row["default_model"] if row else "popular"
 
 
-def recommend_for(spark: SparkSession, cfg: Mapping[str, Any], customer_id: str, k: int, model: str) -> dict[str, Any]:
+def recommend_for(spark: SparkSession, settings: Settings, customer_id: str, k: int, model: str) -> dict[str, Any]:
     """``{"customer_id", "model", "fallback", "items": [{rank, product_id, category, price, score, reason}]}``."""
-    lake = cfg["paths"]["lake"]
+    lake = settings.paths.lake
     recs = lk.read(spark, lake, "gold", "recommendations")
     mine = recs.where((F.col(C.CUSTOMER_ID) == F.lit(customer_id)) & (F.col("model") == F.lit(model))
                       & (F.col("rank") <= F.lit(k)))

@@ -3,8 +3,8 @@
 :func:`tune_models` fits each candidate setting on the training interactions,
 recommends ``k`` products per customer and scores the lists by NDCG@k
 (:func:`~.metrics.ranking_metrics`) against ``truth``, the purchases after the
-training cut; :func:`apply_tuned` writes the winners into a copy of the
-``recommend`` config section.  The caller (``recommend/run.py``) chooses the
+training cut; :func:`apply_tuned` returns a copy of the ``recommend`` settings
+(:class:`~ecomrec_spark.settings.Recommend`) with the winners in.  The caller (``recommend/run.py``) chooses the
 split; nothing here looks at the test period.
 
 * **EASE** - every value of ``item_item.ease_lambdas``, all from one Gram matrix
@@ -24,7 +24,7 @@ lists may repeat.
 
 Example
 -------
->>> rc = cfg["recommend"]
+>>> rc = settings.recommend
 >>> tuned = tune_models(train_inter, later_purchases, rc, ("ease", "als"), exclude_seen=True)  # doctest: +SKIP
 >>> tuned["ease"]["reg_lambda"], [t["ndcg_at_k"] for t in tuned["ease"]["trials"]]           # doctest: +SKIP
 (250.0, [0.061, 0.066, 0.064, 0.059])
@@ -33,7 +33,6 @@ Example
 
 from __future__ import annotations
 
-import copy
 import itertools
 import logging
 import time
@@ -44,6 +43,7 @@ from pyspark.sql import DataFrame
 
 from ecomrec_spark import columns as C
 from ecomrec_spark.recommend.metrics import new_items_only, ranking_metrics
+from ecomrec_spark.settings import Recommend
 
 log = logging.getLogger(__name__)
 
@@ -71,21 +71,20 @@ def als_grid(grid: Mapping[str, Sequence[float]]) -> list[dict[str, Any]]:
     return [dict(zip(ALS_KEYS, combo, strict=True)) for combo in itertools.product(*(grid[key] for key in ALS_KEYS))]
 
 
-def tune_ease(interactions: DataFrame, truth: DataFrame, rc: Mapping[str, Any], exclude_seen: bool
+def tune_ease(interactions: DataFrame, truth: DataFrame, rc: Recommend, exclude_seen: bool
               ) -> dict[str, Any]:
     """EASE's ``reg_lambda`` by NDCG@k: see :func:`tune_models` (``truth`` already restricted)."""
-    from ecomrec_spark.recommend.item_item import DENSE_MAX_ITEMS, iter_ease_grid
+    from ecomrec_spark.recommend.item_item import iter_ease_grid
     from ecomrec_spark.recommend.item_item_scoring import history_arrays, recommend_item_item
 
-    ii, k = rc["item_item"], rc["k"]
-    neighbors = ii.get("ease_neighbors")
+    ii, k = rc.item_item, rc.k
+    neighbors = ii.ease_neighbors
     trials: list[dict[str, Any]] = []
-    grid = [(float(lam), neighbors) for lam in ii["ease_lambdas"]]
+    grid = [(float(lam), neighbors) for lam in ii.ease_lambdas]
     arrays: DataFrame | None = None  # the dense fits share their item indices: one history grouping for all
     try:
-        for fitted in iter_ease_grid(interactions, grid, max_items=ii["max_items"],
-                                     dense_max_items=ii.get("dense_max_items", DENSE_MAX_ITEMS),
-                                     fallback_neighbors=ii["max_neighbors"]):
+        for fitted in iter_ease_grid(interactions, grid, max_items=ii.max_items, dense_max_items=ii.dense_max_items,
+                                     fallback_neighbors=ii.max_neighbors):
             t0 = time.perf_counter()
             try:
                 if fitted.dense is not None and arrays is None:
@@ -106,21 +105,21 @@ def tune_ease(interactions: DataFrame, truth: DataFrame, rc: Mapping[str, Any], 
     return {"reg_lambda": best["reg_lambda"], "trials": trials}
 
 
-def tune_als(interactions: DataFrame, truth: DataFrame, rc: Mapping[str, Any], exclude_seen: bool
+def tune_als(interactions: DataFrame, truth: DataFrame, rc: Recommend, exclude_seen: bool
              ) -> dict[str, Any]:
     """ALS's ``rank, reg_param, alpha`` by NDCG@k: see :func:`tune_models` (``truth`` already restricted)."""
     from ecomrec_spark.recommend.als import fit_als, recommend_all
 
-    a, k = rc["als"], rc["k"]
+    a, k = rc.als, rc.k
     seen = interactions.select(C.CUSTOMER_ID, C.PRODUCT_ID) if exclude_seen else None
     trials: list[dict[str, Any]] = []
-    for point in als_grid(a["grid"]):
+    for point in als_grid(a.grid.model_dump()):
         t0 = time.perf_counter()
         fitted = fit_als(interactions, rank=int(point["rank"]), reg_param=float(point["reg_param"]),
-                         alpha=float(point["alpha"]), max_iter=a["max_iter"], seed=rc["seed"])
+                         alpha=float(point["alpha"]), max_iter=a.max_iter, seed=rc.seed)
         try:
             # a fixed margin bounds recommendForAllUsers (a heavy buyer may then get fewer than k new items)
-            recs = recommend_all(fitted, k, exclude_seen=seen, margin=rc["candidates"] if seen is not None else 0)
+            recs = recommend_all(fitted, k, exclude_seen=seen, margin=rc.candidates if seen is not None else 0)
             m = ranking_metrics(recs, truth, k)
         finally:
             fitted.unpersist()
@@ -130,9 +129,9 @@ def tune_als(interactions: DataFrame, truth: DataFrame, rc: Mapping[str, Any], e
     return {**{key: best[key] for key in ALS_KEYS}, "trials": trials}
 
 
-def tune_models(interactions: DataFrame, truth: DataFrame, rc: Mapping[str, Any], models: Sequence[str],
+def tune_models(interactions: DataFrame, truth: DataFrame, rc: Recommend, models: Sequence[str],
                 exclude_seen: bool) -> dict[str, Any]:
-    """Pick EASE's lambda and ALS's (rank, reg_param, alpha) by NDCG@``rc['k']`` on ``truth``.
+    """Pick EASE's lambda and ALS's (rank, reg_param, alpha) by NDCG@``rc.k`` on ``truth``.
 
     Parameters
     ----------
@@ -144,8 +143,8 @@ def tune_models(interactions: DataFrame, truth: DataFrame, rc: Mapping[str, Any]
         ``customer_id, product_id`` bought after the training cut.  Customers in it
         without training history score 0 under every setting (the means shrink, the
         choice does not change); pass only warm customers for readable numbers.
-    rc : Mapping
-        The ``recommend`` config section (``k``, ``seed``, ``candidates``,
+    rc : Recommend
+        The ``recommend`` settings (``k``, ``seed``, ``candidates``,
         ``item_item`` and ``als`` with their ``tune`` switches and grids).
     models : sequence of str
         The models being built: EASE is tuned for ``"ease"``, ALS for ``"als"``,
@@ -163,12 +162,12 @@ def tune_models(interactions: DataFrame, truth: DataFrame, rc: Mapping[str, Any]
 
     Examples
     --------
-    >>> tuned = tune_models(inter, truth, cfg["recommend"], ("ease",), exclude_seen=True)   # doctest: +SKIP
+    >>> tuned = tune_models(inter, truth, settings.recommend, ("ease",), exclude_seen=True)   # doctest: +SKIP
     >>> tuned["ease"]["reg_lambda"]                                                          # doctest: +SKIP
     250.0
     """
-    want_ease = "ease" in models and rc["item_item"].get("tune", False)
-    want_als = bool(set(models) & set(ALS_USERS)) and rc["als"].get("tune", False)
+    want_ease = "ease" in models and rc.item_item.tune
+    want_als = bool(set(models) & set(ALS_USERS)) and rc.als.tune
     out: dict[str, Any] = {}
     if not (want_ease or want_als):
         return out
@@ -187,24 +186,25 @@ def tune_models(interactions: DataFrame, truth: DataFrame, rc: Mapping[str, Any]
     return out
 
 
-def apply_tuned(rc: Mapping[str, Any], tuned: Mapping[str, Any]) -> dict[str, Any]:
+def apply_tuned(rc: Recommend, tuned: Mapping[str, Any]) -> Recommend:
     """A copy of ``rc`` with the chosen parameters written in.
 
-    ``tuned["als"]`` sets ``rc["als"]["rank" | "reg_param" | "alpha"]`` and
-    ``tuned["ease"]`` sets ``rc["item_item"]["ease_lambda"]``; anything missing
-    leaves the configured value.  ``rc`` itself is not changed.
+    ``tuned["als"]`` sets ``rc.als.rank | reg_param | alpha`` and
+    ``tuned["ease"]`` sets ``rc.item_item.ease_lambda``; anything missing
+    leaves the configured value.  ``rc`` is frozen: it is not changed.
 
     Examples
     --------
-    >>> rc = {"als": {"rank": 32, "reg_param": 0.1, "alpha": 10.0}, "item_item": {"ease_lambda": 500.0}}
+    >>> rc = Recommend()
     >>> new = apply_tuned(rc, {"ease": {"reg_lambda": 250.0, "trials": []}})
-    >>> new["item_item"]["ease_lambda"], rc["item_item"]["ease_lambda"]
+    >>> new.item_item.ease_lambda, rc.item_item.ease_lambda
     (250.0, 500.0)
     """
-    out = copy.deepcopy(dict(rc))
+    update: dict[str, Any] = {}
     if "ease" in tuned:
-        out["item_item"] = {**out.get("item_item", {}), "ease_lambda": float(tuned["ease"]["reg_lambda"])}
+        update["item_item"] = rc.item_item.model_copy(update={"ease_lambda": float(tuned["ease"]["reg_lambda"])})
     if "als" in tuned:
-        out["als"] = {**out.get("als", {}), "rank": int(tuned["als"]["rank"]),
-                      "reg_param": float(tuned["als"]["reg_param"]), "alpha": float(tuned["als"]["alpha"])}
-    return out
+        update["als"] = rc.als.model_copy(update={"rank": int(tuned["als"]["rank"]),
+                                                  "reg_param": float(tuned["als"]["reg_param"]),
+                                                  "alpha": float(tuned["als"]["alpha"])})
+    return rc.model_copy(update=update)
