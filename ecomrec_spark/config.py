@@ -8,6 +8,7 @@ The rules themselves are the pydantic models of :mod:`ecomrec_spark.settings`.
 from __future__ import annotations
 
 import copy
+import datetime as dt
 import os
 import re
 import types
@@ -97,6 +98,11 @@ def choices(values: list[str], allowed: tuple[str, ...], noun: str, note: str = 
         if v not in allowed:
             raise ValueError(f"has unknown {noun} '{v}'; choose from {', '.join(allowed)}" + note)
     return values
+
+
+def as_iso(value: Any) -> Any:
+    """A ``before`` check for date keys kept as text: YAML reads an unquoted 2017-01-01 as a date."""
+    return value.isoformat() if isinstance(value, dt.date) else value
 
 
 def not_null(value: Any) -> Any:

@@ -17,8 +17,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from ecomrec_spark.config import ConfigError
-from ecomrec_spark.generate import generate_dataset
-from ecomrec_spark.generate.dataset import HEADERS
+from ecomrec_spark.generate.dataset import HEADERS, generate_dataset
 from ecomrec_spark.generate.plan import build_plan, resolve_settings
 
 MESSY = {"missing_price": 0.02, "missing_freight": 0.02, "outliers": 0.015, "duplicates": 0.02, "malformed": 0.02,
@@ -82,7 +81,7 @@ def test_settings_defaults_and_validation():
     assert s["messy"]["missing_price"] == 0.01
     layout = build_plan({"orders": 1000}).layout
     assert sum(layout.day_count) == sum(layout.chunk_count) == 1000
-    # the one validator (settings.Generate) names the key, as load_config does for the YAML
+    # the one validator (generate/settings.py: Generate) names the key, as load_config does for the YAML
     for bad, key in (({"orders": 0}, "generate.orders"), ({"messy": {"outliers": 0.5}}, "generate.messy.outliers"),
                      ({"start_date": "2018-13-01"}, "generate.start_date"), ({"bogus": 1}, "generate.bogus"),
                      ({"start_date": "2018-02-01", "end_date": "2018-01-01"}, "generate.end_date"),

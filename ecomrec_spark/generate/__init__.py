@@ -2,9 +2,6 @@
 
 Use :func:`ecomrec_spark.generate.dataset.generate_dataset`; the planted
 structure is documented in :mod:`ecomrec_spark.generate.dataset`.  Importing
-this package starts no SparkSession.
+this package imports nothing: :mod:`ecomrec_spark.settings` reads
+:mod:`.settings` from it without loading the generator or Spark.
 """
-
-from ecomrec_spark.generate.dataset import generate_dataset
-
-__all__ = ["generate_dataset"]

@@ -121,9 +121,9 @@ from ecomrec_spark.generate.orders import (
 )
 from ecomrec_spark.generate.plan import Plan, build_plan
 from ecomrec_spark.generate.reviews import review_truth, reviews_lines
+from ecomrec_spark.generate.settings import Generate
 from ecomrec_spark.generate.tables import N_CATEGORIES
 from ecomrec_spark.generate.writer import write_lines, write_parquet_dir, write_small_text
-from ecomrec_spark.settings import Generate
 
 log = logging.getLogger(__name__)
 
@@ -250,7 +250,7 @@ def generate_dataset(spark: SparkSession, out_dir: str, settings: Generate | Map
     ----------
     spark : an active SparkSession with a local master (ANSI mode is fine).
     out_dir : a local folder (``file://`` allowed); existing generated files are replaced.
-    settings : the config's ``generate`` section (:class:`ecomrec_spark.settings.Generate`, or a mapping it
+    settings : the config's ``generate`` section (:class:`ecomrec_spark.generate.settings.Generate`, or a mapping it
         validates: missing keys take its defaults), ``None`` counts are derived from ``orders``.
 
     Returns

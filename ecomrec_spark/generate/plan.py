@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ecomrec_spark.generate.calendar import Layout, order_layout
+from ecomrec_spark.generate.settings import Generate
 from ecomrec_spark.generate.tables import CATEGORIES, CITIES, N_CATEGORIES
-from ecomrec_spark.settings import Generate
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +95,7 @@ def _coprime_near(n: int, target: int) -> int:
 def resolve_settings(settings: Generate | Mapping[str, Any] | None) -> dict[str, Any]:
     """The ``generate`` section with every default filled in and ``n_customers``/``n_products``/``n_sellers`` derived.
 
-    A mapping is validated by :class:`~ecomrec_spark.settings.Generate` (the one set of rules ``load_config``
+    A mapping is validated by :class:`~ecomrec_spark.generate.settings.Generate` (the one set of rules ``load_config``
     applies too); the result is plain JSON values, as ``_truth/summary.json`` records them.
 
     Raises
