@@ -152,10 +152,7 @@ def run(args: argparse.Namespace, cfg: Mapping[str, Any] | None = None) -> dict[
     if args.command == "athena-ddl":  # folder listings only (Athena reads each schema from the Delta log): no Spark
         from ecomrec_spark.catalog import write_athena_ddl
 
-        if not args.out and settings.paths.reports is None:
-            raise ConfigError("config key 'paths.reports' is missing; set it in the file or with --set "
-                              "paths.reports=... (or pass --out)")
-        out = args.out or f"{str(settings.paths.reports).rstrip('/')}/athena_ddl.sql"
+        out = args.out or f"{settings.paths.folder('reports', ' (or pass --out)')}/athena_ddl.sql"
         write_athena_ddl(settings.paths.lake, out, settings.catalog.database,
                          args.s3_lake or settings.catalog.s3_lake)
         return {"athena-ddl": {"path": out}}

@@ -85,6 +85,14 @@ class Paths(Section):
             raise ConfigError(f"config key '{key}' is missing; set it in the file or with --set {key}=...")
         return validate_uri(key, v)
 
+    def folder(self, name: Literal["generated", "reports", "serving"], hint: str = "") -> str:
+        """An optional path that a command needs, without its trailing ``/``; a ``ConfigError`` naming it when unset."""
+        value = getattr(self, name)
+        if value is None:
+            raise ConfigError(f"config key 'paths.{name}' is missing; set it in the file or with --set "
+                              f"paths.{name}=...{hint}")
+        return str(value).rstrip("/")
+
 
 class Spark(Section):
     master: str | None = None

@@ -265,3 +265,12 @@ def test_a_numeric_stock_code_is_read_as_text():
 
     codes = load_settings(None, ["sources.transactions.non_product_codes=[POST,23]"]).sources.transactions
     assert codes.non_product_codes == ["POST", "23"]  # YAML reads 23 as an int; transform upper-cases each code
+
+
+def test_an_unset_optional_path_a_command_needs_names_the_key():
+    from ecomrec_spark.settings import Paths
+
+    paths = Paths.model_validate({"raw": "/r", "lake": "/l", "reports": "s3://shop/reports/"})
+    assert paths.folder("reports") == "s3://shop/reports"
+    with pytest.raises(ConfigError, match=r"config key 'paths.serving' is missing; .* --set paths.serving=\.\.\. \(or x\)"):
+        paths.folder("serving", " (or x)")

@@ -34,7 +34,6 @@ from pyspark.sql import functions as F
 
 from ecomrec_spark import columns as C
 from ecomrec_spark import lake as lk
-from ecomrec_spark.config import ConfigError
 from ecomrec_spark.recommend import ltr
 from ecomrec_spark.recommend import models as M
 from ecomrec_spark.recommend.ids import index_ids
@@ -154,9 +153,7 @@ def markdown_table(rows: list[dict[str, Any]]) -> list[str]:
 def write_report(spark: SparkSession, settings: Settings, rows: list[dict[str, Any]], info: Mapping[str, Any]) -> str:
     from ecomrec_spark.storage import write_text
 
-    if settings.paths.reports is None:  # the report has nowhere to go
-        raise ConfigError("config key 'paths.reports' is missing; set it in the file or with --set paths.reports=...")
-    reports = settings.paths.reports.rstrip("/")
+    reports = settings.paths.folder("reports")
     md = [f"# Recommendation evaluation (k = {settings.recommend.k})", "",
           f"Train before {info['cutoff']}, test from it to {info['data_end']}; "
           f"{info['n_test_customers']} test customers, {info['n_cold_customers']} of them without history "

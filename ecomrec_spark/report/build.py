@@ -19,7 +19,6 @@ from pyspark.sql import functions as F
 
 from ecomrec_spark import columns as C
 from ecomrec_spark import lake as lk
-from ecomrec_spark.config import ConfigError
 from ecomrec_spark.insights import analytics as A
 from ecomrec_spark.report import svg
 from ecomrec_spark.report.page import Section, kpis, note, render, table
@@ -454,10 +453,7 @@ SECTION_IDS = ("overview", "data-quality", "sales", "seasonality", "behaviour", 
 
 def report_path(settings: Settings) -> str:
     """``<paths.reports>/index.html``; a ``ConfigError`` when ``paths.reports`` is not set."""
-    reports = settings.paths.reports
-    if reports is None:
-        raise ConfigError("config key 'paths.reports' is missing; set it in the file or with --set paths.reports=...")
-    return f"{reports.rstrip('/')}/index.html"
+    return f"{settings.paths.folder('reports')}/index.html"
 
 
 def build_report(spark: SparkSession, settings: Settings) -> dict[str, Any]:
