@@ -105,6 +105,17 @@ def as_iso(value: Any) -> Any:
     return value.isoformat() if isinstance(value, dt.date) else value
 
 
+def iso_date(value: str | None) -> str | None:
+    """An ``after`` check for date keys kept as text: a real date, as ``YYYY-MM-DD`` (``None`` passes where the
+    type allows it)."""
+    if value is None:
+        return None
+    try:
+        return dt.date.fromisoformat(value).isoformat()
+    except ValueError:
+        raise ValueError(f"must be a date YYYY-MM-DD, e.g. 2017-01-01, got {value!r}") from None
+
+
 def not_null(value: Any) -> Any:
     """A ``before`` check for keys whose ``None`` means "not set": an explicit null is refused, as it always was."""
     if value is None:

@@ -17,7 +17,6 @@ pydantic_core._pydantic_core.ValidationError: 1 validation error for Settings
 
 from __future__ import annotations
 
-import datetime as _dt
 import re
 from collections.abc import Mapping
 from typing import Any, Literal, get_args
@@ -34,6 +33,7 @@ from ecomrec_spark.config import (
     as_iso,
     choices,
     config_error,
+    iso_date,
     matching,
     not_null,
     rule,
@@ -41,15 +41,6 @@ from ecomrec_spark.config import (
 )
 from ecomrec_spark.generate.settings import Generate
 from ecomrec_spark.identifiers import SERVE_MODELS, validate_identifier, validate_workgroup
-
-
-def _check_date(value: str | None) -> str | None:
-    if value is not None:
-        try:
-            _dt.date.fromisoformat(value)
-        except ValueError:
-            raise ValueError(f"must be a date YYYY-MM-DD or null, got {value!r}") from None
-    return value
 
 
 def _number_list(values: Any, kind: Any, lo: float, hi: float | None = None, strict: bool = False) -> Any:
@@ -210,7 +201,7 @@ class Split(Section):
     validation_until: str | None = None
 
     _iso = rule(as_iso, "train_until", "validation_until", before=True)
-    _date = rule(_check_date, "train_until", "validation_until")
+    _date = rule(iso_date, "train_until", "validation_until")
 
     @model_validator(mode="after")
     def _consistent(self) -> Split:
@@ -398,7 +389,7 @@ class Evaluate(Section):
     models: list[str] = ["knn", "hybrid", "als", "content", "item_knn", "popular", "random"]
 
     _iso = rule(as_iso, "cutoff", before=True)
-    _date = rule(_check_date, "cutoff")
+    _date = rule(iso_date, "cutoff")
 
     @field_validator("models")
     @classmethod

@@ -6,13 +6,12 @@ generator (which imports Spark); :func:`ecomrec_spark.generate.plan.resolve_sett
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
 from pydantic import Field, ValidationError, model_validator
 
-from ecomrec_spark.config import Num, Section, SubKeyError, as_iso, config_error, rule
+from ecomrec_spark.config import Num, Section, SubKeyError, as_iso, config_error, iso_date, rule
 
 
 class Messy(Section):
@@ -35,13 +34,6 @@ class Messy(Section):
         return self
 
 
-def _iso_date(value: str) -> str:
-    try:
-        return dt.date.fromisoformat(value).isoformat()
-    except ValueError:
-        raise ValueError(f"must be a date YYYY-MM-DD, e.g. 2017-01-01, got {value!r}") from None
-
-
 class Generate(Section):
     """The synthetic data set (``ecomrec generate``); ``None`` counts derive from ``orders``
     (:func:`ecomrec_spark.generate.plan.resolve_settings`)."""
@@ -60,7 +52,7 @@ class Generate(Section):
     messy: Messy = Messy()
 
     _unquoted = rule(as_iso, "start_date", "end_date", before=True)  # YAML reads 2017-01-01 as a date
-    _dates = rule(_iso_date, "start_date", "end_date")
+    _dates = rule(iso_date, "start_date", "end_date")
 
     @model_validator(mode="after")
     def _dates_in_order(self) -> Generate:
