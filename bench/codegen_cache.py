@@ -134,18 +134,12 @@ def main() -> int:
 
 def build_lake(root: str, orders: int) -> None:
     """generate -> ingest -> transform into ``root`` (run in a child process by :func:`main`)."""
-    from ecomrec_spark.generate.dataset import generate_dataset
-    from ecomrec_spark.ingest.run import ingest
+    from bench.demo_lake import build_demo_lake
     from ecomrec_spark.session import build_session
-    from ecomrec_spark.settings import Settings
-    from ecomrec_spark.transform.run import transform
 
     cfg = _cfg(Path(root), orders)
     spark = build_session(cfg, app_name="bench-codegen-lake", extra_conf=TEST_CONF)
-    generate_dataset(spark, cfg["paths"]["raw"], cfg["generate"])
-    settings = Settings.from_config(cfg)
-    ingest(spark, settings)
-    transform(spark, settings)
+    build_demo_lake(spark, cfg)
     spark.stop()
 
 

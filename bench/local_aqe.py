@@ -78,15 +78,9 @@ def main() -> int:
     spark = build_session(cfg, app_name="bench-local-aqe")
     t0 = time.perf_counter()
     if not (root / "lake" / "gold").is_dir():
-        from ecomrec_spark.generate.dataset import generate_dataset
-        from ecomrec_spark.ingest.run import ingest
-        from ecomrec_spark.settings import Settings
-        from ecomrec_spark.transform.run import transform
+        from bench.demo_lake import build_demo_lake
 
-        generate_dataset(spark, cfg["paths"]["raw"], cfg["generate"])
-        settings = Settings.from_config(cfg)
-        ingest(spark, settings)
-        transform(spark, settings)
+        build_demo_lake(spark, cfg)
     lake_s = time.perf_counter() - t0
 
     from ecomrec_spark.settings import Settings

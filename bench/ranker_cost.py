@@ -115,17 +115,11 @@ def prepare(a: argparse.Namespace) -> dict:
     info: dict = {"lake": cfg["paths"]["lake"], "conf": str(a.conf) if a.conf else "conf/local.yaml (default)"}
     t0 = time.perf_counter()
     if not a.lake:
-        from ecomrec_spark.generate.dataset import generate_dataset
-        from ecomrec_spark.ingest.run import ingest
-        from ecomrec_spark.settings import Settings
-        from ecomrec_spark.transform.run import transform
+        from bench.demo_lake import build_demo_lake
 
         shutil.rmtree(OUT / "raw", ignore_errors=True)
         shutil.rmtree(OUT / "lake", ignore_errors=True)
-        generate_dataset(spark, str(OUT / "raw"), dict(cfg["generate"]))
-        settings = Settings.from_config(cfg)
-        ingest(spark, settings)
-        counts = transform(spark, settings)
+        counts = build_demo_lake(spark, cfg)
         info.update(orders=a.orders, lake_s=time.perf_counter() - t0,
                     order_lines=counts.get("silver/order_lines"))
     lake = cfg["paths"]["lake"]
