@@ -250,7 +250,7 @@ def test_two_ingests_started_together_one_is_refused_and_the_tables_stay_whole(s
     finally:
         new_file.unlink()
     codes = sorted(p.returncode for p in procs)
-    assert codes == [0, LEASE_HELD_EXIT], [o[1][-2000:] for o in outs]
+    assert codes == [0, LEASE_HELD_EXIT], [(out + err)[-2000:] for out, err in outs]
     # spark-submit's PythonRunner merges the driver's stderr into its stdout
     refused = next(out + err for p, (out, err) in zip(procs, outs, strict=True) if p.returncode == LEASE_HELD_EXIT)
     assert "lake busy: the lake is being written by another run" in refused and "`ecomrec ingest` (run " in refused
