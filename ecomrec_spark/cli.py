@@ -160,7 +160,8 @@ def run(args: argparse.Namespace, cfg: Mapping[str, Any] | None = None) -> dict[
     from ecomrec_spark.session import build_session
 
     if args.command == "generate" or getattr(args, "generate", False):
-        local_path(args.out if getattr(args, "out", None) else cfg["paths"]["generated"])  # local only, checked before Spark
+        # local only, checked before Spark
+        local_path(args.out if getattr(args, "out", None) else settings.paths.folder("generated", " (or pass --out)"))
     elif args.command in ("ingest", "run-all") and is_local_path(cfg["paths"]["raw"]):
         raw = local_path(cfg["paths"]["raw"])
         if not raw.is_dir():

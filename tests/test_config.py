@@ -84,6 +84,16 @@ def test_every_command_has_help():
         assert sub.returncode == 0 and "--conf" in sub.stdout and "--set" in sub.stdout
 
 
+def test_generate_without_paths_generated_names_the_key_before_spark(tmp_path):
+    conf = tmp_path / "shop.yaml"
+    conf.write_text(f"paths:\n  raw: {tmp_path}/raw\n  lake: {tmp_path}/lake\n")
+    out = subprocess.run([sys.executable, "-m", "ecomrec_spark.cli", "generate", "--conf", str(conf)],
+                         cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert "config key 'paths.generated' is missing; set it in the file or with --set paths.generated=... " \
+           "(or pass --out)" in out.stderr
+
+
 def test_missing_raw_folder_is_reported_before_spark(tmp_path):
     out = subprocess.run([sys.executable, "-m", "ecomrec_spark.cli", "ingest", "--set", f"paths.raw={tmp_path}/nothing"],
                          cwd=REPO, capture_output=True, text=True, timeout=60)

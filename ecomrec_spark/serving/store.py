@@ -353,11 +353,7 @@ def open_store(settings: Settings, readonly: bool = False) -> Store:
     if settings.serving.store == "dynamodb":
         d = settings.serving.dynamodb
         return DynamoStore(d.table_prefix, d.region, d.endpoint_url)
-    serving = settings.paths.serving
-    if not serving:
-        from ecomrec_spark.config import ConfigError
-
-        raise ConfigError("serving.store sqlite needs paths.serving (a local folder); set it with --set paths.serving=DIR")
     from ecomrec_spark.config import local_path
 
+    serving = settings.paths.folder("serving", " (a local folder: serving.store is sqlite)")
     return SQLiteStore(local_path(serving) / SQLITE_FILE, readonly=readonly)
