@@ -43,7 +43,8 @@ VARIANTS = {
     "cache 4,000 (`conf/local.yaml`)": {CACHE: "4000", MODE: "FALLBACK"},
     "cache 4,000, NO_CODEGEN (not adopted)": {CACHE: "4000", MODE: "NO_CODEGEN"},
 }
-RESULT = "RESULT "
+from bench.sections import RESULT  # noqa: E402  (after the sys.path line above)
+
 # the tests' session (tests/conftest.py): the suite is where the time goes
 TEST_CONF = {"spark.master": "local[2]", "spark.sql.shuffle.partitions": "2", "spark.default.parallelism": "2",
              "spark.databricks.delta.snapshotPartitions": "2", "spark.ui.showConsoleProgress": "false"}
@@ -90,7 +91,7 @@ def main() -> int:
         child(root, a.orders, a.child, a.runs)
         return 0
 
-    from bench.sections import machine_line, write_section
+    from bench.sections import child_result, machine_line, write_section
 
     t0 = time.perf_counter()
     if not (root / "lake" / "gold").is_dir():  # in a child too: this process starts no JVM of its own
@@ -103,12 +104,8 @@ def main() -> int:
     counts = {}
     for _ in range(a.repeats):
         for variant in VARIANTS:
-            out = subprocess.run([sys.executable, __file__, "--child", variant, "--orders", str(a.orders),
-                                  "--runs", str(a.runs)], cwd=REPO, capture_output=True, text=True, check=False)
-            lines = [x for x in out.stdout.splitlines() if x.startswith(RESULT)]
-            if out.returncode or not lines:
-                raise SystemExit(f"the run {variant!r} failed (exit {out.returncode}):\n{out.stderr[-3000:]}")
-            got = json.loads(lines[-1][len(RESULT):])
+            got = child_result(__file__, ["--child", variant, "--orders", str(a.orders), "--runs", str(a.runs)],
+                               variant)
             first[variant].append(got["times"][0])
             warm[variant] += got["times"][1:]
             counts[variant] = got["counts"]

@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -35,7 +34,7 @@ if str(REPO) not in sys.path:  # `python bench/page_size.py` from anywhere
     sys.path.insert(0, str(REPO))
 KEY = "spark.buffer.pageSize"
 VARIANTS = {"Spark's default": None, "2 MB (`conf/local.yaml`)": "2m"}
-RESULT = "RESULT "
+from bench.sections import RESULT  # noqa: E402  (after the sys.path line above)
 
 
 def child(variant: str, joins: int) -> None:
@@ -89,17 +88,12 @@ def main() -> int:
         child(a.child, a.joins)
         return 0
 
-    from bench.sections import machine_line, write_section
+    from bench.sections import child_result, machine_line, write_section
 
     got: dict[str, list[dict]] = {v: [] for v in VARIANTS}
     for _ in range(a.repeats):
         for variant in VARIANTS:
-            out = subprocess.run([sys.executable, __file__, "--child", variant, "--joins", str(a.joins)], cwd=REPO,
-                                 capture_output=True, text=True, check=False)
-            lines = [x for x in out.stdout.splitlines() if x.startswith(RESULT)]
-            if out.returncode or not lines:
-                raise SystemExit(f"the run {variant!r} failed (exit {out.returncode}):\n{out.stderr[-3000:]}")
-            got[variant].append(json.loads(lines[-1][len(RESULT):]))
+            got[variant].append(child_result(__file__, ["--child", variant, "--joins", str(a.joins)], variant))
     if len({json.dumps(r["rows"]) for runs in got.values() for r in runs}) != 1:
         raise SystemExit("the variants gave different row counts")
 

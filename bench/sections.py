@@ -27,3 +27,20 @@ def machine_line(note: str = "") -> str:
     m, v = machine_info(), versions()
     return (f"Machine: {m['cpu']}, {m['cores']} cores, {m['ram'] / 2**30:.0f} GiB{note}; "
             + ", ".join(f"{key} {val}" for key, val in v.items()) + ".")
+
+
+RESULT = "RESULT "
+
+
+def child_result(script: str, args: list[str], label: str) -> dict:
+    """Run ``python script args`` in a fresh process (a JVM of its own) and return its last ``RESULT <json>`` line."""
+    import json
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, script, *args], cwd=BENCHMARKS.parent, capture_output=True, text=True,
+                         check=False)
+    lines = [x for x in out.stdout.splitlines() if x.startswith(RESULT)]
+    if out.returncode or not lines:
+        raise SystemExit(f"the run {label!r} failed (exit {out.returncode}):\n{out.stderr[-3000:]}")
+    return json.loads(lines[-1][len(RESULT):])
