@@ -225,18 +225,18 @@ def ranking_metrics(recs: DataFrame, truth: DataFrame, k: int, catalogue_size: i
             F.avg(PRECISION).alias("precision_at_k"), F.avg(RECALL).alias("recall_at_k"),
             F.avg(NDCG).alias("ndcg_at_k"), F.avg(AP).alias("map_at_k"),
             F.avg(RR).alias("mrr"), F.avg(HIT).alias("hit_rate")]
-    row = per_user.agg(*aggs).collect()[0]  # one aggregate row
+    summary = per_user.agg(*aggs)
+    if catalogue_size is not None:
+        # coverage in the same query (one row each side): on small data a query's fixed cost outweighs its work
+        summary = summary.crossJoin(_top_k(recs, k, user_col, item_col, rank_col)
+                                    .agg(F.countDistinct(item_col).alias("_n_items")))
+    row = summary.collect()[0]  # one aggregate row
     out: dict[str, Any] = {key: (None if row[key] is None else float(row[key]))
                            for key in ("precision_at_k", "recall_at_k", "ndcg_at_k", "map_at_k", "mrr", "hit_rate")}
     out["n_users"] = int(row["n_users"])
     if out["n_users"] == 0:
         log.warning("ranking_metrics: truth has no customers; metrics are None")
-
-    out["coverage"] = None
-    if catalogue_size is not None:
-        n_items = (_top_k(recs, k, user_col, item_col, rank_col)
-                   .agg(F.countDistinct(item_col).alias("n")).collect()[0]["n"])
-        out["coverage"] = int(n_items) / catalogue_size
+    out["coverage"] = None if catalogue_size is None else int(row["_n_items"]) / catalogue_size
     log.info("ranking metrics at k=%d over %d users: %s", k, out["n_users"], out)
     return {key: out[key] for key in METRIC_KEYS}
 
