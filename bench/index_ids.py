@@ -3,7 +3,7 @@
 ALS, EASE, the ranker's query groups and the random baseline number customer or product ids with
 ``index_ids``.  It used ``distinct`` -> ``orderBy`` -> ``RDD.zipWithIndex`` (a distributed sort, but every
 value went through Python workers twice and ``zipWithIndex`` ran a job of its own to size the partitions);
-it now uses ``row_number`` over a window ordered by the value (the distinct values are sorted in one task).
+it now uses a running count (``row_number`` as a long) over a window ordered by the value (the distinct values are sorted in one task).
 This times both side by side in one SparkSession, alternating for ``--repeats`` rounds (medians):
 
 - *ids*: the id map alone, written to Spark's ``noop`` sink;

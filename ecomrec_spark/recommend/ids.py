@@ -4,14 +4,14 @@ Spark's ALS takes user and item ids as ``int`` (values outside the int range
 fail), while the lake keeps customer and product ids as strings.  ``index_ids``
 maps each distinct value of a column to ``0 .. n-1`` in sort order:
 
-* **in the JVM** - ``distinct``, then ``row_number`` over a window ordered by the
-  value, so nothing is collected and no row passes through Python.  The window has
-  no partition key, so the *distinct values* (not the rows of ``df``) are sorted in
-  one task: a few hundred MB for ten million customer ids, which Spark's sorter
-  spills as needed.  The earlier ``RDD.zipWithIndex`` kept the sort distributed but
-  ran every row through Python workers and cost an extra job per call; in the
-  recommendation build that made it 4x slower on small data (``bench/index_ids.py``
-  in BENCHMARKS.md);
+* **in the JVM** - ``distinct``, then a running count over a window ordered by the
+  value (``row_number`` as a long), so nothing is collected and no row passes
+  through Python. The window has no partition key, so the *distinct values* (not
+  the rows of ``df``) are sorted in one task: a few hundred MB for ten million
+  customer ids, which Spark's sorter spills as needed. The earlier
+  ``RDD.zipWithIndex`` kept the sort distributed but ran every row through Python
+  workers and cost an extra job per call: 5-8x slower (``bench/index_ids.py`` in
+  BENCHMARKS.md);
 * **deterministic** - the numbering is the rank of the value in ascending sort
   order, so the same set of ids always gets the same numbers whatever the input
   order or partitioning;
@@ -73,9 +73,9 @@ def index_ids(df: DataFrame, col: str, out_col: str) -> DataFrame:
     Notes
     -----
     With more than ``2**31 - 1`` distinct values, evaluating the result fails with
-    a Spark error naming the column (not a silent wrap-around).  It
-    runs no job at call time.  Cache the result when it is used more than once: every
-    evaluation recomputes ``distinct`` and the sort (with the same result).
+    a Spark error naming the column (not a silent wrap-around).  It runs no job at
+    call time.  Cache the result when it is used more than once: every evaluation
+    recomputes ``distinct`` and the sort (with the same result).
 
     Examples
     --------
@@ -86,9 +86,12 @@ def index_ids(df: DataFrame, col: str, out_col: str) -> DataFrame:
         raise ValueError(f"column {col!r} not in {df.columns}")
     if out_col == col:
         raise ValueError("out_col must differ from col")
-    # one window over the distinct values only: rank in ascending order is the id (module docstring)
+    # one window over the distinct values only: rank in ascending order is the id (module docstring).  A running
+    # count (a long), not row_number: an int, which overflows past 2**31 - 1 (a generic error under ANSI, a wrap
+    # without it) before the check below could name the column
     values = df.select(col).where(F.col(col).isNotNull()).distinct()
-    idx = F.row_number().over(Window.orderBy(col)) - F.lit(1)
+    upto_here = Window.orderBy(col).rowsBetween(Window.unboundedPreceding, Window.currentRow)
+    idx = F.count(F.lit(1)).over(upto_here) - F.lit(1)
     checked = F.when(idx > F.lit(MAX_INT_ID), F.raise_error(F.lit(
         f"index_ids: more distinct values of {col!r} than fit in an int id (max {MAX_INT_ID:,})"))).otherwise(idx)
     return values.select(col, checked.cast("int").alias(out_col))
