@@ -3,7 +3,8 @@
 ALS, EASE, the ranker's query groups and the random baseline number customer or product ids with
 ``index_ids``.  It used ``distinct`` -> ``orderBy`` -> ``RDD.zipWithIndex`` (a distributed sort, but every
 value went through Python workers twice and ``zipWithIndex`` ran a job of its own to size the partitions);
-it now uses a running count (``row_number`` as a long) over a window ordered by the value (the distinct values are sorted in one task).
+it now uses a running count (``row_number`` as a long) over a window ordered by the value (the distinct values
+are sorted in one task).
 This times both side by side in one SparkSession, alternating for ``--repeats`` rounds (medians):
 
 - *ids*: the id map alone, written to Spark's ``noop`` sink;
@@ -66,14 +67,14 @@ def main() -> int:
 
     cfg = load_config(None)
     spark = build_session(cfg, app_name="bench-index-ids")
-    variants = {"window (now)": index_ids, "zipWithIndex (before)": zip_with_index_ids}
+    now_name, before_name = "window (now)", "zipWithIndex (before)"
+    variants = {now_name: index_ids, before_name: zip_with_index_ids}
     med: dict[tuple[int, str, str], float] = {}
     for n_ids in (a.small, a.large):
         df = (spark.range(a.rows).select(F.format_string("c%09d", F.col("id") % n_ids).alias("customer_id"),
                                          (F.col("id") % 7).cast("double").alias("v")).cache())
         df.count()
-        now = variants["window (now)"](df, "customer_id", "i")
-        before = variants["zipWithIndex (before)"](df, "customer_id", "i")
+        now, before = index_ids(df, "customer_id", "i"), zip_with_index_ids(df, "customer_id", "i")
         if now.exceptAll(before).count() or before.exceptAll(now).count():
             raise SystemExit(f"the two variants give different ids for {n_ids:,} distinct values")
         times: dict[tuple[str, str], list[float]] = {}
@@ -94,13 +95,13 @@ def main() -> int:
         f"{a.rows:,} rows of string ids; one SparkSession (`conf/local.yaml`, `local[*]`), both variants alternating "
         f"for {a.repeats} rounds, medians. Both give the same ids (checked by the run).",
         "",
-        "| distinct ids | work | window (now) | zipWithIndex (before) | before / now |",
+        f"| distinct ids | work | {now_name} | {before_name} | before / now |",
         "|---|---|---|---|---|",
     ]
     for n_ids in (a.small, a.large):
         for work, what in (("ids", "the id map, noop sink"), ("join", "rows joined to their ids, one sum")):
-            now, before = med[(n_ids, "window (now)", work)], med[(n_ids, "zipWithIndex (before)", work)]
-            lines.append(f"| {n_ids:,} | {what} | {now:.2f} s | {before:.2f} s | {before / now:.2f}x |")
+            t_now, t_before = med[(n_ids, now_name, work)], med[(n_ids, before_name, work)]
+            lines.append(f"| {n_ids:,} | {what} | {t_now:.2f} s | {t_before:.2f} s | {t_before / t_now:.2f}x |")
     lines += ["", "The window sorts the distinct values in one task; `zipWithIndex` keeps the sort distributed but "
               "sends every value through Python workers and runs an extra job per call. The build calls `index_ids` "
               "16 times on the tests' planted lake (ALS, EASE, the ranker's query groups, the random baseline), "
