@@ -36,6 +36,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from ecomrec_spark import columns as C
+from ecomrec_spark import lineage
 from ecomrec_spark.recommend import candidates as cands
 from ecomrec_spark.recommend import models as M
 from ecomrec_spark.recommend import rank_features as RF
@@ -126,7 +127,10 @@ def generate(fitted: M.Fitted, rc: Recommend, as_of: dt.datetime) -> DataFrame:
 
 def build_cut(spark: SparkSession, inputs: M.Inputs, fitted: M.Fitted, rc: Recommend, as_of: dt.datetime,
               bought_all: DataFrame, extra: ReviewInputs, only: DataFrame | None = None) -> Cut:
-    """Candidates and features at ``as_of`` from models already fitted on the data before it (both persisted).
+    """Candidates and features at ``as_of`` from models already fitted on the data before it.
+
+    Both are materialized (:mod:`ecomrec_spark.lineage`): the ranker's training, validation and serving
+    queries start from their stored rows, not from the fits' plans.
 
     ``only`` (``customer_id``) limits the cut to the customers that matter there: training and
     validation cuts need only the customers who bought in their label window (a group without a
@@ -136,10 +140,10 @@ def build_cut(spark: SparkSession, inputs: M.Inputs, fitted: M.Fitted, rc: Recom
     cand = generate(fitted, rc, as_of)
     if only is not None:
         cand = cand.join(only.select(C.CUSTOMER_ID).distinct(), C.CUSTOMER_ID, "left_semi")
-    cand = cand.persist(StorageLevel.MEMORY_AND_DISK)
+    cand = lineage.materialize(cand)
     feats = RF.build_features(cand, generators(rc), bought_all, inputs.catalogue, as_of,
                               rc.hybrid.validation_days, extra.reviews, extra.predictions, extra.sentiment)
-    return Cut(as_of, inputs, fitted, cand, feats.persist(StorageLevel.MEMORY_AND_DISK))
+    return Cut(as_of, inputs, fitted, cand, lineage.materialize(feats))
 
 
 def score_lists(spark: SparkSession, fitted: M.Fitted, rc: Recommend, models: Sequence[str],
@@ -253,6 +257,6 @@ def serve_lists(cut: Cut, trained: Trained, rc: Recommend) -> dict[str, DataFram
 
 def release(cut: Cut) -> None:
     """Drop a cut's cached frames and fitted models once they are scored (the next cut needs the memory)."""
-    cut.features.unpersist()
-    cut.candidates.unpersist()
+    lineage.release(cut.features)
+    lineage.release(cut.candidates)
     cut.fitted.unpersist()

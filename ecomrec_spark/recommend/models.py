@@ -25,12 +25,12 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from pyspark import StorageLevel
 from pyspark.ml.functions import vector_to_array
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from ecomrec_spark import columns as C
+from ecomrec_spark import lineage
 from ecomrec_spark.recommend import filters, knn, lsh_rule, popularity
 from ecomrec_spark.recommend.interactions import TS, build_interactions, purchases
 from ecomrec_spark.settings import Filters, Knn, Recommend
@@ -82,9 +82,10 @@ class Fitted:
 
     def unpersist(self) -> None:
         """Release everything this fit cached: a build fits several cuts and must not keep them all in memory."""
-        for df in [*self.cached, *self.candidates.values(), *self.similar.values(), self.interactions, self.bought,
-                   self.attributes, self.popular]:
+        for df in [*self.cached, *self.similar.values(), self.interactions, self.bought, self.attributes, self.popular]:
             df.unpersist()
+        for lists in self.candidates.values():
+            lineage.release(lists)
         self.cached.clear()
 
 
@@ -226,7 +227,7 @@ def fit_models(spark: SparkSession, inputs: Inputs, rc: Recommend, models: tuple
             out.candidates[name] = _as_recs(item_item_scoring.recommend_item_item(fitted_ii, inter, n_cand, exclude_history=False),
                                             name, "score")
     for name, cand in out.candidates.items():  # every list is read once per model and setting downstream
-        out.candidates[name] = cand.persist(StorageLevel.MEMORY_AND_DISK)
+        out.candidates[name] = lineage.materialize(cand)
     return out
 
 

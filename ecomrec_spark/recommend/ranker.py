@@ -64,6 +64,10 @@ def fit_ranker(rows: DataFrame, features: Sequence[str], params: Mapping[str, An
                num_workers: int = 1, seed: int = 42) -> PipelineModel:
     """Fit the pipeline on labelled rows with ``qid`` (see :func:`.rank_features.training_rows`)."""
     log.info("fitting SparkXGBRanker %s (%s)", dict(params), objective)
+    # xgboost.spark range-partitions and sorts the rows by qid, but a query's rows keep the order they came in,
+    # and its row subsampling depends on that order: the join plan Spark happened to pick upstream. Sorting
+    # them by product here (its range partitioning is then already done) makes the model a function of the rows.
+    rows = rows.repartitionByRange(num_workers, QID).sortWithinPartitions(QID, C.PRODUCT_ID)
     return ranker_pipeline(features, params, objective, num_workers, seed).fit(rows)
 
 
