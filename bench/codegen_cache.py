@@ -94,10 +94,7 @@ def main() -> int:
     from bench.sections import child_result, machine_line, write_section
 
     t0 = time.perf_counter()
-    if not (root / "lake" / "gold").is_dir():  # in a child too: this process starts no JVM of its own
-        code = ("import sys; sys.path.insert(0, sys.argv[1]); from bench.codegen_cache import build_lake; "
-                "build_lake(sys.argv[2], int(sys.argv[3]))")
-        subprocess.run([sys.executable, "-c", code, str(REPO), str(root), str(a.orders)], check=True, cwd=REPO)
+    ensure_lake(root, a.orders)
     lake_s = time.perf_counter() - t0
     first: dict[str, list[float]] = {v: [] for v in VARIANTS}
     warm: dict[str, list[float]] = {v: [] for v in VARIANTS}
@@ -146,6 +143,14 @@ def main() -> int:
         write_section("codegen-cache", lines)
     print("\n".join(lines))
     return 0
+
+
+def ensure_lake(root: Path, orders: int) -> None:
+    """Build the lake under ``root`` unless it is there, in a child process: the caller starts no JVM for it."""
+    if not (root / "lake" / "gold").is_dir():
+        code = ("import sys; sys.path.insert(0, sys.argv[1]); from bench.codegen_cache import build_lake; "
+                "build_lake(sys.argv[2], int(sys.argv[3]))")
+        subprocess.run([sys.executable, "-c", code, str(REPO), str(root), str(orders)], check=True, cwd=REPO)
 
 
 def build_lake(root: str, orders: int) -> None:

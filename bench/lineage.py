@@ -28,7 +28,6 @@ import argparse
 import json
 import shutil
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -37,7 +36,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # `python bench/lineage.py` from anywhere
     sys.path.insert(0, str(REPO))
 from bench.codegen_cache import OUT as LAKES  # noqa: E402  (after the sys.path line above)
-from bench.codegen_cache import TEST_CONF  # noqa: E402
+from bench.codegen_cache import TEST_CONF, ensure_lake  # noqa: E402
 from bench.sections import RESULT  # noqa: E402
 
 OUT = REPO / "bench" / "out" / "lineage"
@@ -107,10 +106,7 @@ def main() -> int:
 
     from bench.sections import child_result, machine_line, write_section
 
-    if not (lake_root / "lake" / "gold").is_dir():  # in a child: this process starts no JVM for it
-        code = ("import sys; sys.path.insert(0, sys.argv[1]); from bench.codegen_cache import build_lake; "
-                "build_lake(sys.argv[2], int(sys.argv[3]))")
-        subprocess.run([sys.executable, "-c", code, str(REPO), str(lake_root), str(a.orders)], check=True, cwd=REPO)
+    ensure_lake(lake_root, a.orders)
     times: dict[str, list[float]] = {v: [] for v in VARIANTS}
     results = {}
     for _ in range(a.repeats):
