@@ -24,7 +24,7 @@ wrapper costs against single-node xgboost on exactly the same training rows:
      ``num_workers=1``) on ``local[2]`` with ``spark.task.cpus`` = all cores, so the one
      worker trains with as many threads as the single-node run (as ``bench/review_model.py``
      found fastest on 2 cores); the fit includes reading the Parquet;
-   - ``xgboost.XGBRanker``: the same rows read with pyarrow, sorted by ``qid`` (``qid=``),
+   - ``xgboost.XGBRanker``: the same rows read with pyarrow, sorted by ``qid`` and product as ``fit_ranker`` sorts them (``qid=``),
      same booster parameters, ``tree_method=hist``, ``n_jobs`` = all cores; fit on arrays in memory.
 
    Predict = validation Parquet -> scores written to Parquet, for both.  NDCG@10 is the
@@ -180,7 +180,8 @@ def run_single(a: argparse.Namespace) -> dict:
     meta = json.loads((ROWS / "meta.json").read_text())
     names, params = meta["features"], meta["params"]
     t0 = time.perf_counter()
-    train = pq.read_table(ROWS / "train.parquet").to_pandas().sort_values("qid", kind="stable")
+    # the order ranker.fit_ranker gives SparkXGBRanker: its row subsampling depends on the order within a query
+    train = pq.read_table(ROWS / "train.parquet").to_pandas().sort_values(["qid", "product_id"], kind="stable")
     x = train[names].to_numpy(dtype=np.float64)
     y, qid = train["label"].to_numpy(), train["qid"].to_numpy()
     load = time.perf_counter() - t0

@@ -9,8 +9,9 @@ fitted lists and the ranker's cuts cached, 132 s with them cut here, the same ta
 
 - **Local mode** (tests, ``make demo``, a laptop): ``localCheckpoint`` stores the rows in the block
   manager (memory, then disk) and the frame's plan becomes a scan of them. Checkpointed rows keep their
-  column ids, and a join with the frame they came from then fails to resolve in Spark 4.0 ("Failure when
-  resolving conflicting references in Join"), so the columns are re-aliased on top.
+  column ids, and a build's metrics query (stored lists joined with truth read from the same lines table)
+  then failed to resolve in Spark 4.0 ("Failure when resolving conflicting references in Join"), so the
+  columns are re-aliased on top.
 - **A cluster** (EMR): the frame is persisted, as before. A local checkpoint cannot be recomputed, so an
   executor lost to a spot reclaim or to dynamic allocation would fail the job; a cached frame is recomputed.
 

@@ -67,7 +67,9 @@ def fit_ranker(rows: DataFrame, features: Sequence[str], params: Mapping[str, An
     # xgboost.spark range-partitions and sorts the rows by qid, but a query's rows keep the order they came in,
     # and its row subsampling depends on that order: the join plan Spark happened to pick upstream. Sorting
     # them by product here (its range partitioning is then already done) makes the model a function of the rows.
-    rows = rows.repartitionByRange(num_workers, QID).sortWithinPartitions(QID, C.PRODUCT_ID)
+    # (Rows without a product, built by hand, keep their order.)
+    order = [QID, *([C.PRODUCT_ID] if C.PRODUCT_ID in rows.columns else [])]
+    rows = rows.repartitionByRange(num_workers, QID).sortWithinPartitions(*order)
     return ranker_pipeline(features, params, objective, num_workers, seed).fit(rows)
 
 
