@@ -61,7 +61,7 @@ def child(lake_root: Path, variant: str, work: Path) -> None:
     from ecomrec_spark.settings import Settings
 
     if variant == CACHED:
-        lineage._local = lambda df: False  # what materialize does on a cluster: persist, keep the plan
+        lineage.runs_locally = lambda spark: False  # what materialize does on a cluster: persist, keep the plan
     shutil.rmtree(work, ignore_errors=True)
     shutil.copytree(lake_root / "lake", work / "lake")
     cfg = load_config(None, [f"paths.raw={lake_root / 'raw'}", f"paths.lake={work / 'lake'}", *BUILD_SETS])

@@ -27,13 +27,7 @@ from pyspark import StorageLevel
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-
-def _local(df: DataFrame) -> bool:
-    try:
-        master = df.sparkSession.sparkContext.master
-    except Exception:  # Spark Connect has no SparkContext: the server's cluster, not ours
-        return False
-    return (master or "").startswith("local")
+from ecomrec_spark.session import runs_locally
 
 
 def materialize(df: DataFrame) -> DataFrame:
@@ -41,7 +35,7 @@ def materialize(df: DataFrame) -> DataFrame:
 
     Local mode computes it now (one job) and returns a frame whose plan is a scan of the stored rows.
     """
-    if not _local(df):
+    if not runs_locally(df.sparkSession):
         return df.persist(StorageLevel.MEMORY_AND_DISK)
     stored = df.localCheckpoint(eager=True, storageLevel=StorageLevel.MEMORY_AND_DISK)
     return stored.select(*[F.col(c).alias(c) for c in stored.columns])  # fresh column ids (see module notes)
@@ -55,8 +49,8 @@ def release(df: DataFrame) -> None:
     if df.is_cached:
         df.unpersist()
         return
-    plan = df._jdf.queryExecution().analyzed()
-    while plan.getClass().getSimpleName() == "Project" and plan.children().size() == 1:
-        plan = plan.children().apply(0)
-    if plan.getClass().getSimpleName() == "LogicalRDD":
-        plan.rdd().unpersist(False)
+    if not runs_locally(df.sparkSession):
+        return
+    plan = df._jdf.queryExecution().analyzed()  # materialize's shape: the re-aliasing Project over a LogicalRDD
+    if plan.getClass().getSimpleName() == "Project" and plan.child().getClass().getSimpleName() == "LogicalRDD":
+        plan.child().rdd().unpersist(False)

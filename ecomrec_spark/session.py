@@ -174,6 +174,15 @@ def session_conf(cfg: Mapping[str, Any]) -> dict[str, str]:
     return conf
 
 
+def runs_locally(spark: SparkSession) -> bool:
+    """Whether ``spark`` runs on this machine (a ``local[...]`` master); ``False`` for Spark Connect (no SparkContext)."""
+    try:
+        master = spark.sparkContext.master
+    except Exception:  # Spark Connect: the server's cluster, not ours
+        return False
+    return (master or "").startswith("local")
+
+
 def build_session(cfg: Mapping[str, Any], app_name: str | None = None, extra_conf: Mapping[str, str] | None = None,
                   s3a: bool | None = None) -> SparkSession:
     """Build (or reuse) the configured SparkSession.

@@ -55,7 +55,7 @@ def test_release_frees_the_stored_blocks(spark, frames):
 
 
 def test_on_a_cluster_the_frame_is_persisted_and_release_unpersists_it(spark, frames, monkeypatch):
-    monkeypatch.setattr(lineage, "_local", lambda df: False)
+    monkeypatch.setattr(lineage, "runs_locally", lambda spark: False)
     out = lineage.materialize(frames[1])
     assert out.is_cached and "Filter" in out._jdf.queryExecution().analyzed().toString()
     lineage.release(out)

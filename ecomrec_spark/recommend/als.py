@@ -51,6 +51,7 @@ from pyspark.sql import functions as F
 
 from ecomrec_spark import columns as C
 from ecomrec_spark.recommend.ids import index_ids
+from ecomrec_spark.session import runs_locally
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +119,7 @@ def _ensure_checkpoint_dir(df: DataFrame, checkpoint_dir: str | None, needed: bo
         return
     if not needed or sc.getCheckpointDir() is not None:
         return
-    if (sc.master or "").startswith("local"):
+    if runs_locally(df.sparkSession):
         path = tempfile.mkdtemp(prefix="ecomrec-als-checkpoints-")
         sc.setCheckpointDir(path)
         log.info("ALS: no checkpoint directory was set; using %s", path)

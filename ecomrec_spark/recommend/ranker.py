@@ -2,8 +2,9 @@
 
 The pipeline is ``[VectorAssembler(handleInvalid="keep"), SparkXGBRanker]``:
 missing features stay NaN and XGBoost learns a default direction for them;
-rows are grouped per customer through ``qid_col`` (xgboost.spark itself
-range-partitions and sorts by the query id before training).  Nothing is
+rows are grouped per customer through ``qid_col``; :func:`fit_ranker` range-partitions
+them by the query id and sorts them by query and product, so the model does not
+depend on the row order Spark's plan happened to give.  Nothing is
 pickled: the fitted ``PipelineModel`` is saved in Spark ML's format with the
 booster as XGBoost JSON (:mod:`ecomrec_spark.model_store`, ``models/ranker``).
 
