@@ -79,6 +79,9 @@ def tiny_lake(spark, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def registered(spark, tiny_lake):
+    # the suite shares one session catalog: start from an empty database whatever registered before (test_report's
+    # run-all does); dropping it removes catalog entries only, the tables are external
+    spark.sql(f"DROP DATABASE IF EXISTS {cat.DEFAULT_DATABASE} CASCADE")
     return cat.register_local(spark, tiny_lake)
 
 
