@@ -17,8 +17,6 @@ from typing import Any
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from ecomrec_spark import lineage
-
 
 def confusion_matrix(pred: DataFrame, label_col: str, n_classes: int, prediction_col: str = "prediction") -> list[list[int]]:
     """``cm[true][predicted]`` counts for classes ``0..n_classes-1`` (rows with a label outside are ignored)."""
@@ -72,16 +70,8 @@ def evaluate(pred: DataFrame, label_col: str, n_classes: int, prediction_col: st
         a probability vector ``probability_col``.
     n_classes : 5 for the score, 2 for satisfied.
     """
-    prob = probability_col if n_classes == 2 and probability_col in pred.columns else None
-    if prob:
-        # three passes (confusion matrix, ROC, PR) would each run the model again: its predictions once, here
-        pred = lineage.materialize(pred.select(label_col, prediction_col, prob))
-    try:
-        cm = confusion_matrix(pred, label_col, n_classes, prediction_col)
-        out = {**scores_from_confusion(cm), "confusion": cm, "roc_auc": None, "pr_auc": None}
-        if prob:
-            out.update(binary_auc(pred, label_col, prob))
-    finally:
-        if prob:
-            lineage.release(pred)
+    cm = confusion_matrix(pred, label_col, n_classes, prediction_col)
+    out = {**scores_from_confusion(cm), "confusion": cm, "roc_auc": None, "pr_auc": None}
+    if n_classes == 2 and probability_col and probability_col in pred.columns:
+        out.update(binary_auc(pred, label_col, probability_col))
     return out
