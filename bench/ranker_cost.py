@@ -273,7 +273,7 @@ def _child(a: argparse.Namespace, what: str) -> dict:
     return res
 
 
-def report(meta: dict, single: dict, spark: dict, total_s: float) -> list[str]:
+def report(meta: dict, single: dict, spark: dict, total_s: float, machine_note: str = "") -> list[str]:
     from bench.etl import machine_info, versions
 
     m, v = machine_info(), versions()
@@ -290,7 +290,7 @@ def report(meta: dict, single: dict, spark: dict, total_s: float) -> list[str]:
     close = abs(nd_s - nd_n) <= max(0.01, 0.05 * max(nd_s, nd_n))
     lines = [
         "## Ranker cost: SparkXGBRanker vs single-node XGBRanker (`bench/ranker_cost.py`)", "",
-        f"Machine: {m['cpu']}, {m['cores']} cores, {m['ram'] / 2**30:.0f} GiB (shared with other work while it ran); "
+        f"Machine: {m['cpu']}, {m['cores']} cores, {m['ram'] / 2**30:.0f} GiB{machine_note}; "
         + ", ".join(f"{k} {val}" for k, val in v.items()) + ".", "",
         f"Data: {source}. Rows built as the build job builds them (`all` setting): data end {meta['data_end'][:10]}, "
         f"V = {meta['validation_days']} days, training cut T1 = {meta['t1'][:10]} labelled by [T1, T2), "
@@ -344,6 +344,8 @@ def main() -> int:
     p.add_argument("--repeats", type=int, default=3, help="fits per engine (the median is reported)")
     p.add_argument("--reuse-rows", action="store_true", help="time the rows of the last run (skip the lake and rows)")
     p.add_argument("--no-section", action="store_true", help="do not write the BENCHMARKS.md section")
+    p.add_argument("--machine-note", default="",
+                   help="said after the machine, e.g. ' (shared with other work while it ran)'; saved with the results")
     p.add_argument("--render", action="store_true", help="only re-render the section from the last results.json")
     p.add_argument("--child", choices=["prepare", "single", "spark"], help=argparse.SUPPRESS)
     a = p.parse_args()
@@ -357,7 +359,8 @@ def main() -> int:
 
     if a.render:
         saved = json.loads((OUT / "results.json").read_text())
-        lines = report(saved["meta"], saved["single"], saved["spark"], saved["total_s"])
+        lines = report(saved["meta"], saved["single"], saved["spark"], saved["total_s"],
+                       a.machine_note or saved.get("machine_note", ""))
         if saved.get("note"):  # e.g. why this size was reported
             lines += ["", saved["note"]]
         if not a.no_section:
@@ -373,9 +376,9 @@ def main() -> int:
     single = _child(a, "single")
     spark = _child(a, "spark")
     total = time.perf_counter() - t0
-    (OUT / "results.json").write_text(json.dumps({"meta": meta, "single": single, "spark": spark,
-                                                  "total_s": total}, indent=2, default=str) + "\n")
-    lines = report(meta, single, spark, total)
+    (OUT / "results.json").write_text(json.dumps({"meta": meta, "single": single, "spark": spark, "total_s": total,
+                                                  "machine_note": a.machine_note}, indent=2, default=str) + "\n")
+    lines = report(meta, single, spark, total, a.machine_note)
     if not a.no_section:
         write_section("ranker-cost", lines)
     print("\n".join(lines))
