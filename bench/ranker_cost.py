@@ -326,8 +326,8 @@ def report(meta: dict, single: dict, spark: dict, total_s: float, machine_note: 
     ]
     same = (spark["score_corr"] or 0.0) > 0.99995 and (spark["top_k_overlap"] or 0.0) == 1.0
     lines[-1] += (": the same model for practical purposes. " if close and same else
-                  " (not identical: the rows may reach the booster in another order within a group, and "
-                  f"subsample={meta['params'].get('subsample')} samples by position). " if close else ". ")
+                  " (not identical, although both fits get the rows sorted by query and product; the cause is not "
+                  "established here). " if close else ". ")
     lines[-1] += (f"At this size the Spark wrapper costs {sf / nf:.1f}x the single-node fit ({sf - nf:.1f} s more "
                   "per fit; the difference, not broken down here, is the Spark side's Parquet read, VectorAssembler, "
                   "repartition and sort by qid, the transfer to the barrier task and its start-up). The build job "
