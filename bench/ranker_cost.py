@@ -326,8 +326,9 @@ def report(meta: dict, single: dict, spark: dict, total_s: float, machine_note: 
     ]
     same = (spark["score_corr"] or 0.0) > 0.99995 and (spark["top_k_overlap"] or 0.0) == 1.0
     lines[-1] += (": the same model for practical purposes. " if close and same else
-                  " (not identical, although both fits get the rows sorted by query and product; the cause is not "
-                  "established here). " if close else ". ")
+                  " (not identical: xgboost.spark builds its QuantileDMatrix from Arrow batches of "
+                  "`spark.sql.execution.arrow.maxRecordsPerBatch` rows, 10,000 by default, and the hist bin edges merged "
+                  "from batches differ from one array's once the rows outnumber a batch). " if close else ". ")
     lines[-1] += (f"At this size the Spark wrapper costs {sf / nf:.1f}x the single-node fit ({sf - nf:.1f} s more "
                   "per fit; the difference, not broken down here, is the Spark side's Parquet read, VectorAssembler, "
                   "repartition and sort by qid, the transfer to the barrier task and its start-up). The build job "
