@@ -176,9 +176,11 @@ def session_conf(cfg: Mapping[str, Any]) -> dict[str, str]:
 
 def runs_locally(spark: SparkSession) -> bool:
     """Whether ``spark`` runs on this machine (a ``local[...]`` master); ``False`` for Spark Connect (no SparkContext)."""
+    from pyspark.errors import PySparkAttributeError
+
     try:
         master = spark.sparkContext.master
-    except Exception:  # Spark Connect: the server's cluster, not ours
+    except PySparkAttributeError:  # Spark Connect has no SparkContext: the server's cluster, not ours
         return False
     return (master or "").startswith("local")
 
